@@ -1,0 +1,263 @@
+//! Prior (default) boxes, SSD paper §2.2 "Choosing scales and aspect ratios for default boxes".
+
+use crate::{CenterBox, CoreError};
+
+/// Where the prior boxes of an SSD model sit: one entry per feature-map level.
+///
+/// Only independent parameters are stored; the number of boxes per location is derived as
+/// `2 + 2 * aspect_ratios[level].len()` (a min-size square, a `sqrt(min * max)` square, and a
+/// `(r, 1/r)` pair per extra aspect ratio `r`).
+///
+/// Order of [`PriorConfig::priors`]: level by level; within a level row (y) outer, column (x)
+/// inner; within a location the min-size square, the `sqrt(min * max)` square, then for each
+/// aspect ratio `r`: `(s * sqrt r, s / sqrt r)` and `(s / sqrt r, s * sqrt r)`. This is the order of
+/// amdegroot's `PriorBox`, lufficc's `PriorBox` and the Caffe original, so their head weights line
+/// up with these priors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorConfig {
+    /// Side of the square network input, in pixels (300 for SSD300).
+    pub image_size: u32,
+    /// Side of each square feature map, in cells (38, 19, 10, 5, 3, 1 for SSD300).
+    pub feature_maps: Vec<u32>,
+    /// Stride of each level in input pixels; cell centres are at `(j + 0.5) * step / image_size`.
+    pub steps: Vec<f64>,
+    /// Min box size of each level, in input pixels.
+    pub min_sizes: Vec<f64>,
+    /// Max box size of each level, in input pixels (the second square is `sqrt(min * max)`).
+    pub max_sizes: Vec<f64>,
+    /// Extra aspect ratios of each level (each `r` adds `r` and `1/r`).
+    pub aspect_ratios: Vec<Vec<f64>>,
+    /// Clamp every prior's `cx, cy, w, h` to `[0, 1]`. `true` is what amdegroot and lufficc do and
+    /// what their trained weights expect; `false` is the Caffe original.
+    pub clip: bool,
+}
+
+impl PriorConfig {
+    /// SSD300 on PASCAL VOC (SSD paper; Caffe `ssd_pascal.py`): 8732 priors.
+    pub fn ssd300_voc() -> Self {
+        Self {
+            image_size: 300,
+            feature_maps: vec![38, 19, 10, 5, 3, 1],
+            steps: vec![8.0, 16.0, 32.0, 64.0, 100.0, 300.0],
+            min_sizes: vec![30.0, 60.0, 111.0, 162.0, 213.0, 264.0],
+            max_sizes: vec![60.0, 111.0, 162.0, 213.0, 264.0, 315.0],
+            aspect_ratios: vec![
+                vec![2.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0],
+                vec![2.0],
+            ],
+            clip: true,
+        }
+    }
+
+    /// SSD512 on PASCAL VOC (SSD paper; Caffe `ssd_pascal_512.py`): 24564 priors.
+    pub fn ssd512_voc() -> Self {
+        Self {
+            image_size: 512,
+            feature_maps: vec![64, 32, 16, 8, 4, 2, 1],
+            steps: vec![8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            min_sizes: vec![35.84, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8],
+            max_sizes: vec![76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.65],
+            aspect_ratios: vec![
+                vec![2.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0],
+                vec![2.0],
+            ],
+            clip: true,
+        }
+    }
+
+    /// The same configuration with `clip` set.
+    pub fn with_clip(mut self, clip: bool) -> Self {
+        self.clip = clip;
+        self
+    }
+
+    /// Number of feature-map levels.
+    pub fn num_levels(&self) -> usize {
+        self.feature_maps.len()
+    }
+
+    /// Boxes per location of each level, `2 + 2 * aspect_ratios[level].len()` (4, 6, 6, 6, 4, 4
+    /// for SSD300).
+    pub fn boxes_per_location(&self) -> Vec<usize> {
+        self.aspect_ratios.iter().map(|r| 2 + 2 * r.len()).collect()
+    }
+
+    /// Total number of priors (8732 for SSD300).
+    pub fn num_priors(&self) -> usize {
+        self.feature_maps
+            .iter()
+            .zip(self.boxes_per_location())
+            .map(|(&f, b)| (f as usize) * (f as usize) * b)
+            .sum()
+    }
+
+    /// Checks that every per-level list has one entry per level and that sizes are positive.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let levels = self.feature_maps.len();
+        let lists = [
+            ("steps", self.steps.len()),
+            ("min_sizes", self.min_sizes.len()),
+            ("max_sizes", self.max_sizes.len()),
+            ("aspect_ratios", self.aspect_ratios.len()),
+        ];
+        for (name, len) in lists {
+            if len != levels {
+                return Err(CoreError::InvalidPriorConfig(format!(
+                    "{name} has {len} entries but feature_maps has {levels}"
+                )));
+            }
+        }
+        if levels == 0 || self.image_size == 0 {
+            return Err(CoreError::InvalidPriorConfig(
+                "need at least one level and a non-zero image_size".into(),
+            ));
+        }
+        for level in 0..levels {
+            let positive = self.feature_maps[level] > 0
+                && self.steps[level] > 0.0
+                && self.min_sizes[level] > 0.0
+                && self.max_sizes[level] > 0.0
+                && self.aspect_ratios[level].iter().all(|&r| r > 0.0);
+            if !positive {
+                return Err(CoreError::InvalidPriorConfig(format!(
+                    "level {level}: feature map, step, sizes and aspect ratios must be positive"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The prior boxes, normalised to the input size, in the order described on [`PriorConfig`].
+    ///
+    /// Computed in `f64` and rounded to `f32` once, as amdegroot's Python does before
+    /// `torch.Tensor`; with `clip` each value is then clamped to `[0, 1]`.
+    pub fn priors(&self) -> Result<Vec<CenterBox>, CoreError> {
+        self.validate()?;
+        let size = f64::from(self.image_size);
+        let mut out = Vec::with_capacity(self.num_priors());
+        for level in 0..self.num_levels() {
+            let cells = self.feature_maps[level];
+            let f_k = size / self.steps[level];
+            let s_k = self.min_sizes[level] / size;
+            let s_k_prime = (s_k * (self.max_sizes[level] / size)).sqrt();
+            for i in 0..cells {
+                let cy = (f64::from(i) + 0.5) / f_k;
+                for j in 0..cells {
+                    let cx = (f64::from(j) + 0.5) / f_k;
+                    let mut push = |w: f64, h: f64| out.push(self.finish(cx, cy, w, h));
+                    push(s_k, s_k);
+                    push(s_k_prime, s_k_prime);
+                    for &r in &self.aspect_ratios[level] {
+                        let sr = r.sqrt();
+                        push(s_k * sr, s_k / sr);
+                        push(s_k / sr, s_k * sr);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, cx: f64, cy: f64, w: f64, h: f64) -> CenterBox {
+        let b = CenterBox::new(cx as f32, cy as f32, w as f32, h as f32);
+        if self.clip {
+            CenterBox::new(
+                b.cx.clamp(0.0, 1.0),
+                b.cy.clamp(0.0, 1.0),
+                b.w.clamp(0.0, 1.0),
+                b.h.clamp(0.0, 1.0),
+            )
+        } else {
+            b
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f64) -> bool {
+        (f64::from(a) - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn counts_match_the_paper() {
+        let c300 = PriorConfig::ssd300_voc();
+        assert_eq!(c300.boxes_per_location(), vec![4, 6, 6, 6, 4, 4]);
+        assert_eq!(c300.num_priors(), 8732);
+        assert_eq!(c300.priors().map(|p| p.len()).ok(), Some(8732));
+        let c512 = PriorConfig::ssd512_voc();
+        assert_eq!(c512.num_priors(), 24564);
+        assert_eq!(c512.priors().map(|p| p.len()).ok(), Some(24564));
+    }
+
+    /// Hand-computed values at each level boundary of SSD300.
+    #[test]
+    fn ssd300_priors_at_level_boundaries() {
+        let p = PriorConfig::ssd300_voc()
+            .with_clip(false)
+            .priors()
+            .unwrap_or_default();
+        // Level 0, cell (0, 0): centre 4/300, min square 30/300, second square sqrt(30*60)/300.
+        let c = 4.0 / 300.0;
+        let (s, sp) = (0.1, (0.1f64 * 0.2).sqrt());
+        let r2 = 2f64.sqrt();
+        let expect0 = [
+            (c, c, s, s),
+            (c, c, sp, sp),
+            (c, c, s * r2, s / r2),
+            (c, c, s / r2, s * r2),
+        ];
+        for (k, e) in expect0.iter().enumerate() {
+            let b = p[k];
+            assert!(close(b.cx, e.0) && close(b.cy, e.1) && close(b.w, e.2) && close(b.h, e.3));
+        }
+        // Level 0, cell (row 0, column 1): x moves first.
+        assert!(close(p[4].cx, 12.0 / 300.0) && close(p[4].cy, c));
+        // Last prior of level 0: row 37, column 37, fourth box.
+        let last0 = p[38 * 38 * 4 - 1];
+        assert!(close(last0.cx, 37.5 * 8.0 / 300.0) && close(last0.cy, 37.5 * 8.0 / 300.0));
+        assert!(close(last0.w, s / r2) && close(last0.h, s * r2));
+        // First prior of level 1 (19x19, step 16, sizes 60/111, ratios 2 and 3).
+        let first1 = p[38 * 38 * 4];
+        assert!(close(first1.cx, 8.0 / 300.0) && close(first1.w, 0.2));
+        let s1 = 0.2;
+        let r3 = 3f64.sqrt();
+        let sixth = p[38 * 38 * 4 + 5];
+        assert!(close(sixth.w, s1 / r3) && close(sixth.h, s1 * r3));
+        // The single prior location of the last level: centre 0.5; second square sqrt(264*315).
+        let last = &p[8732 - 4..];
+        assert!(close(last[0].cx, 0.5) && close(last[0].w, 264.0 / 300.0));
+        assert!(close(last[1].w, (264.0f64 * 315.0).sqrt() / 300.0));
+        assert!(close(last[2].w, 0.88 * r2) && close(last[2].h, 0.88 / r2));
+        assert!(last[2].w > 1.0, "unclipped prior extends past the image");
+    }
+
+    #[test]
+    fn clipping_clamps_the_last_level() {
+        let p = PriorConfig::ssd300_voc().priors().unwrap_or_default();
+        assert_eq!(p[8732 - 2].w, 1.0);
+        assert_eq!(p[8732 - 1].h, 1.0);
+        assert!(p.iter().all(|b| b.to_array().iter().all(|v| (0.0..=1.0).contains(v))));
+    }
+
+    #[test]
+    fn mismatched_lists_are_an_error() {
+        let mut c = PriorConfig::ssd300_voc();
+        c.steps.pop();
+        assert!(matches!(c.priors(), Err(CoreError::InvalidPriorConfig(_))));
+        let mut c = PriorConfig::ssd300_voc();
+        c.min_sizes[2] = 0.0;
+        assert!(matches!(c.validate(), Err(CoreError::InvalidPriorConfig(_))));
+    }
+}
