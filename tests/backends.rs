@@ -1,1 +1,248 @@
+//! The same network, with the same weights, on every compiled-in backend.
+//!
+//! A small net with the layer kinds of SSD's VGG base — 3x3 conv, ReLU, 2x2 max-pool with ceil
+//! mode, a 3x3 conv with dilation 6 and padding 6 (conv6), a 1x1 conv (conv7) — is built with
+//! identical deterministic weights on flex, tch and wgpu (whichever are compiled in). Forward
+//! outputs must agree within 1e-4, and the weights after one autodiff SGD step within 1e-4. This is
+//! the proof that "the same SSD runs on libtorch or WGPU"; it needs at least two backends:
+//!
+//! ```text
+//! cargo test --features flex,tch,wgpu --test backends   # see scripts/ and .ci/run
+//! ```
+//!
+//! The reference is the first compiled-in backend in the order flex, tch, wgpu. With fewer than two
+//! backends compiled in, this file has no tests.
+#![cfg(any(
+    all(feature = "flex", feature = "tch"),
+    all(feature = "flex", feature = "wgpu"),
+    all(feature = "tch", feature = "wgpu")
+))]
 
+use burn::module::{Module, Param};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use ssd_cli::backend::Backend;
+
+/// 3x3 conv -> ReLU -> max-pool (ceil) -> dilated 3x3 conv -> ReLU -> 1x1 conv.
+#[derive(Module, Debug)]
+struct TinyVgg {
+    conv1: Conv2d,
+    pool: MaxPool2d,
+    conv6: Conv2d,
+    conv7: Conv2d,
+}
+
+impl TinyVgg {
+    fn new(device: &Device) -> Self {
+        let conv1 = Conv2dConfig::new([3, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(device);
+        let conv6 = Conv2dConfig::new([8, 8], [3, 3])
+            .with_dilation([6, 6])
+            .with_padding(PaddingConfig2d::Explicit(6, 6, 6, 6))
+            .init(device);
+        let conv7 = Conv2dConfig::new([8, 4], [1, 1]).init(device);
+        let pool = MaxPool2dConfig::new([2, 2])
+            .with_strides([2, 2])
+            .with_ceil_mode(true)
+            .init();
+        Self {
+            conv1: with_weights(conv1, 1, device),
+            pool,
+            conv6: with_weights(conv6, 2, device),
+            conv7: with_weights(conv7, 3, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        self.conv7.forward(relu(self.conv6.forward(x)))
+    }
+}
+
+/// Deterministic pseudo-random values in `[-scale, scale)`, different for each `salt`.
+fn values(n: usize, salt: u64, scale: f32) -> Vec<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+            (unit * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(shape: [usize; D], salt: u64, scale: f32, device: &Device) -> Tensor<D> {
+    let n = shape.iter().product();
+    Tensor::from_data(TensorData::new(values(n, salt, scale), shape), device)
+}
+
+/// Replaces a conv's weight and bias with deterministic values (He-like scale, non-zero bias).
+fn with_weights(mut conv: Conv2d, salt: u64, device: &Device) -> Conv2d {
+    let dims = conv.weight.dims();
+    let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
+    let scale = (6.0 / fan_in).sqrt();
+    conv.weight = Param::from_tensor(tensor(dims, salt * 2, scale, device));
+    conv.bias = Some(Param::from_tensor(tensor([dims[0]], salt * 2 + 1, 0.1, device)));
+    conv
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor data")
+}
+
+/// The compiled-in backends, each with an autodiff device.
+fn devices() -> Vec<(Backend, Device)> {
+    Backend::compiled()
+        .into_iter()
+        .map(|b| (b, b.autodiff_device().expect("compiled-in backend has a device")))
+        .collect()
+}
+
+/// Largest absolute difference, and the largest absolute reference value.
+fn max_diff(reference: &[f32], other: &[f32]) -> (f32, f32) {
+    assert_eq!(reference.len(), other.len());
+    let diff = reference
+        .iter()
+        .zip(other)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+    let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    (diff, scale)
+}
+
+/// Asserts `other` agrees with `reference` within `tol`, absolute.
+fn assert_agree(what: &str, reference: &[f32], other: &[f32], tol: f32) {
+    let (diff, scale) = max_diff(reference, other);
+    assert!(
+        diff <= tol,
+        "{what}: max |diff| {diff:e} > {tol:e} (max |reference| {scale:e}, {} values)",
+        reference.len()
+    );
+}
+
+fn require_two_backends() -> Vec<(Backend, Device)> {
+    let devices = devices();
+    assert!(devices.len() >= 2, "compiled in: {:?}", Backend::compiled());
+    devices
+}
+
+/// Parameters of the net after one SGD step (lr 1) on `loss = sum((out - 0.1)^2) / batch`, in a
+/// fixed order, together with the forward output.
+fn forward_and_step(device: &Device, input_shape: [usize; 4]) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+    let model = TinyVgg::new(device);
+    let input = tensor(input_shape, 99, 120.0, device);
+    let out = model.forward(input);
+    let out_host = host(out.clone());
+    let loss = (out - 0.1).powf_scalar(2.0).sum() / input_shape[0] as f32;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut optim = SgdConfig::new().init();
+    let model = optim.step(1.0, model, grads);
+    (out_host, params(&model))
+}
+
+fn params(model: &TinyVgg) -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (name, conv) in [("conv1", &model.conv1), ("conv6", &model.conv6), ("conv7", &model.conv7)] {
+        out.push((format!("{name}.weight"), host(conv.weight.val())));
+        if let Some(bias) = &conv.bias {
+            out.push((format!("{name}.bias"), host(bias.val())));
+        }
+    }
+    out
+}
+
+#[test]
+fn forward_and_sgd_step_agree_across_backends() {
+    let devices = require_two_backends();
+    // 33x33 so that ceil mode matters (pool output 17x17).
+    let shape = [2, 3, 33, 33];
+    let (ref_backend, ref_device) = &devices[0];
+    let (ref_out, ref_params) = forward_and_step(ref_device, shape);
+    assert_eq!(ref_out.len(), 2 * 4 * 17 * 17, "ceil-mode pooling gives 17x17");
+    // The step must have moved every weight, or comparing updated weights proves nothing.
+    let initial = params(&TinyVgg::new(ref_device));
+    for ((name, before), (_, after)) in initial.iter().zip(&ref_params) {
+        assert!(max_diff(before, after).0 > 1e-3, "{name} did not move");
+    }
+    for (backend, device) in &devices[1..] {
+        let (out, params) = forward_and_step(device, shape);
+        assert_agree(&format!("forward {backend} vs {ref_backend}"), &ref_out, &out, 1e-4);
+        for ((name, want), (_, got)) in ref_params.iter().zip(&params) {
+            assert_agree(&format!("{name} after SGD, {backend} vs {ref_backend}"), want, got, 1e-4);
+        }
+    }
+}
+
+/// Gradients of the conv weights and biases at SSD300's input size: `[8, 3, 300, 300]`. Each
+/// weight/bias gradient is a reduction over batch x height x width = 720,000 (conv1) or 180,000
+/// (conv6, conv7) elements — beyond the 65,534 at which burn-wgpu 0.22.1's `sum_dim` goes wrong on
+/// Mesa's software renderers (README, "Known defects").
+fn gradients_at_ssd_size(device: &Device) -> Vec<(String, Vec<f32>)> {
+    let model = TinyVgg::new(device);
+    let input = tensor([8, 3, 300, 300], 7, 120.0, device);
+    let loss = (model.forward(input) - 0.1).powf_scalar(2.0).sum() / 8.0;
+    let grads = loss.backward();
+    let mut out = Vec::new();
+    for (name, conv) in [("conv1", &model.conv1), ("conv6", &model.conv6), ("conv7", &model.conv7)] {
+        let gw = conv.weight.val().grad(&grads).expect("weight has a gradient");
+        out.push((format!("{name}.weight grad"), host(gw)));
+        if let Some(bias) = &conv.bias {
+            let gb = bias.val().grad(&grads).expect("bias has a gradient");
+            out.push((format!("{name}.bias grad"), host(gb)));
+        }
+    }
+    out
+}
+
+/// Compares gradients at SSD size between the reference and each of `others`, relative to the
+/// largest reference gradient of each tensor.
+fn check_gradients_at_ssd_size(others: &[(Backend, Device)], reference: &(Backend, Device)) {
+    let (ref_backend, ref_device) = reference;
+    let want = gradients_at_ssd_size(ref_device);
+    for (backend, device) in others {
+        let got = gradients_at_ssd_size(device);
+        for ((name, w), (_, g)) in want.iter().zip(&got) {
+            let (diff, scale) = max_diff(w, g);
+            assert!(
+                diff <= 1e-4 * scale.max(1.0),
+                "{name}, {backend} vs {ref_backend}: max |diff| {diff:e} > 1e-4 x max |grad| {scale:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_gradients_at_ssd_size_agree_on_cpu_backends() {
+    let devices = require_two_backends();
+    let cpu: Vec<(Backend, Device)> = devices
+        .into_iter()
+        .filter(|(b, _)| *b != Backend::Wgpu)
+        .collect();
+    if cpu.len() < 2 {
+        eprintln!("only one of flex/tch compiled in: nothing to compare");
+        return;
+    }
+    check_gradients_at_ssd_size(&cpu[1..], &cpu[0]);
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn conv_gradients_at_ssd_size_agree_on_wgpu() {
+    let devices = require_two_backends();
+    let wgpu: Vec<(Backend, Device)> = devices
+        .iter()
+        .filter(|(b, _)| *b == Backend::Wgpu)
+        .cloned()
+        .collect();
+    check_gradients_at_ssd_size(&wgpu, &devices[0]);
+}
