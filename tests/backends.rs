@@ -89,7 +89,12 @@ fn with_weights(mut conv: Conv2d, salt: u64, device: &Device) -> Conv2d {
     let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
     let scale = (6.0 / fan_in).sqrt();
     conv.weight = Param::from_tensor(tensor(dims, salt * 2, scale, device));
-    conv.bias = Some(Param::from_tensor(tensor([dims[0]], salt * 2 + 1, 0.1, device)));
+    conv.bias = Some(Param::from_tensor(tensor(
+        [dims[0]],
+        salt * 2 + 1,
+        0.1,
+        device,
+    )));
     conv
 }
 
@@ -104,7 +109,13 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 fn devices() -> Vec<(Backend, Device)> {
     Backend::compiled()
         .into_iter()
-        .map(|b| (b, b.autodiff_device().expect("compiled-in backend has a device")))
+        .map(|b| {
+            (
+                b,
+                b.autodiff_device()
+                    .expect("compiled-in backend has a device"),
+            )
+        })
         .collect()
 }
 
@@ -115,7 +126,10 @@ fn max_diff(reference: &[f32], other: &[f32]) -> (f32, f32) {
         .iter()
         .zip(other)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        );
     let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     (diff, scale)
 }
@@ -138,7 +152,10 @@ fn require_two_backends() -> Vec<(Backend, Device)> {
 
 /// Parameters of the net after one SGD step (lr 1) on `loss = sum((out - 0.1)^2) / batch`, in a
 /// fixed order, together with the forward output.
-fn forward_and_step(device: &Device, input_shape: [usize; 4]) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+fn forward_and_step(
+    device: &Device,
+    input_shape: [usize; 4],
+) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
     let model = TinyVgg::new(device);
     let input = tensor(input_shape, 99, 120.0, device);
     let out = model.forward(input);
@@ -152,7 +169,11 @@ fn forward_and_step(device: &Device, input_shape: [usize; 4]) -> (Vec<f32>, Vec<
 
 fn params(model: &TinyVgg) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    for (name, conv) in [("conv1", &model.conv1), ("conv6", &model.conv6), ("conv7", &model.conv7)] {
+    for (name, conv) in [
+        ("conv1", &model.conv1),
+        ("conv6", &model.conv6),
+        ("conv7", &model.conv7),
+    ] {
         out.push((format!("{name}.weight"), host(conv.weight.val())));
         if let Some(bias) = &conv.bias {
             out.push((format!("{name}.bias"), host(bias.val())));
@@ -168,7 +189,11 @@ fn forward_and_sgd_step_agree_across_backends() {
     let shape = [2, 3, 33, 33];
     let (ref_backend, ref_device) = &devices[0];
     let (ref_out, ref_params) = forward_and_step(ref_device, shape);
-    assert_eq!(ref_out.len(), 2 * 4 * 17 * 17, "ceil-mode pooling gives 17x17");
+    assert_eq!(
+        ref_out.len(),
+        2 * 4 * 17 * 17,
+        "ceil-mode pooling gives 17x17"
+    );
     // The step must have moved every weight, or comparing updated weights proves nothing.
     let initial = params(&TinyVgg::new(ref_device));
     for ((name, before), (_, after)) in initial.iter().zip(&ref_params) {
@@ -176,9 +201,19 @@ fn forward_and_sgd_step_agree_across_backends() {
     }
     for (backend, device) in &devices[1..] {
         let (out, params) = forward_and_step(device, shape);
-        assert_agree(&format!("forward {backend} vs {ref_backend}"), &ref_out, &out, 1e-4);
+        assert_agree(
+            &format!("forward {backend} vs {ref_backend}"),
+            &ref_out,
+            &out,
+            1e-4,
+        );
         for ((name, want), (_, got)) in ref_params.iter().zip(&params) {
-            assert_agree(&format!("{name} after SGD, {backend} vs {ref_backend}"), want, got, 1e-4);
+            assert_agree(
+                &format!("{name} after SGD, {backend} vs {ref_backend}"),
+                want,
+                got,
+                1e-4,
+            );
         }
     }
 }
@@ -193,8 +228,16 @@ fn gradients_at_ssd_size(device: &Device) -> Vec<(String, Vec<f32>)> {
     let loss = (model.forward(input) - 0.1).powf_scalar(2.0).sum() / 8.0;
     let grads = loss.backward();
     let mut out = Vec::new();
-    for (name, conv) in [("conv1", &model.conv1), ("conv6", &model.conv6), ("conv7", &model.conv7)] {
-        let gw = conv.weight.val().grad(&grads).expect("weight has a gradient");
+    for (name, conv) in [
+        ("conv1", &model.conv1),
+        ("conv6", &model.conv6),
+        ("conv7", &model.conv7),
+    ] {
+        let gw = conv
+            .weight
+            .val()
+            .grad(&grads)
+            .expect("weight has a gradient");
         out.push((format!("{name}.weight grad"), host(gw)));
         if let Some(bias) = &conv.bias {
             let gb = bias.val().grad(&grads).expect("bias has a gradient");

@@ -64,7 +64,10 @@ impl Backend {
 
     /// The backends compiled into this build, in [`ALL_BACKENDS`] order.
     pub fn compiled() -> Vec<Backend> {
-        ALL_BACKENDS.into_iter().filter(|b| b.is_compiled()).collect()
+        ALL_BACKENDS
+            .into_iter()
+            .filter(|b| b.is_compiled())
+            .collect()
     }
 
     /// The default backend: the first compiled-in one (`flex` in a default build), or `None` in a
@@ -141,7 +144,10 @@ mod tests {
         for b in ALL_BACKENDS {
             assert_eq!(b.name().parse::<Backend>(), Ok(b));
         }
-        assert!(matches!("cuda".parse::<Backend>(), Err(BackendError::Unknown(_))));
+        assert!(matches!(
+            "cuda".parse::<Backend>(),
+            Err(BackendError::Unknown(_))
+        ));
     }
 
     #[test]
@@ -152,7 +158,10 @@ mod tests {
                 Err(e) => {
                     assert!(!b.is_compiled());
                     let msg = e.to_string();
-                    assert!(msg.contains(b.name()) && msg.contains("--features"), "{msg}");
+                    assert!(
+                        msg.contains(b.name()) && msg.contains("--features"),
+                        "{msg}"
+                    );
                 }
             }
         }
@@ -163,7 +172,9 @@ mod tests {
     fn flex_is_the_default_and_computes() {
         use burn::tensor::Tensor;
         assert_eq!(Backend::default_compiled(), Some(Backend::Flex));
-        let device = Backend::Flex.autodiff_device().expect("flex is compiled in");
+        let device = Backend::Flex
+            .autodiff_device()
+            .expect("flex is compiled in");
         let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
         let sum: Vec<f32> = x.sum().into_data().try_to_vec().expect("f32 data");
         assert_eq!(sum, vec![6.0]);

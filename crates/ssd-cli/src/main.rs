@@ -35,7 +35,10 @@ fn backends(only: Option<Backend>) -> anyhow::Result<()> {
         Some(b) => vec![b],
         None => Backend::compiled(),
     };
-    for b in ALL_BACKENDS.into_iter().filter(|b| only.is_none() || only == Some(*b)) {
+    for b in ALL_BACKENDS
+        .into_iter()
+        .filter(|b| only.is_none() || only == Some(*b))
+    {
         if !b.is_compiled() && only.is_none() {
             println!("{b:5} not compiled in (cargo feature `{b}`)");
         }
@@ -56,7 +59,10 @@ fn backends(only: Option<Backend>) -> anyhow::Result<()> {
             "{b:5} {device:?}: {}",
             if ok { "ok" } else { "WRONG RESULT" }
         );
-        anyhow::ensure!(ok, "backend {b} computed {total:?} for a 256x256 ones matmul sum");
+        anyhow::ensure!(
+            ok,
+            "backend {b} computed {total:?} for a 256x256 ones matmul sum"
+        );
     }
     Ok(())
 }

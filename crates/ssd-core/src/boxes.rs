@@ -204,7 +204,10 @@ mod tests {
 
     #[test]
     fn iou_matrix_is_row_major() {
-        let a = [CornerBox::new(0.0, 0.0, 1.0, 1.0), CornerBox::new(2.0, 2.0, 3.0, 3.0)];
+        let a = [
+            CornerBox::new(0.0, 0.0, 1.0, 1.0),
+            CornerBox::new(2.0, 2.0, 3.0, 3.0),
+        ];
         let b = [
             CornerBox::new(0.0, 0.0, 1.0, 1.0),
             CornerBox::new(0.0, 0.0, 2.0, 1.0),

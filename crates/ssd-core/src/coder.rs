@@ -35,7 +35,10 @@ impl BoxCoder {
     /// their own index). A prior with zero width or height is refused the same way.
     pub fn encode(&self, gt: &CornerBox, prior: &CenterBox) -> Result<[f32; 4], CoreError> {
         if !gt.is_proper() {
-            return Err(CoreError::DegenerateBox { index: 0, bbox: *gt });
+            return Err(CoreError::DegenerateBox {
+                index: 0,
+                bbox: *gt,
+            });
         }
         if !(prior.w > 0.0 && prior.h > 0.0) {
             return Err(CoreError::DegenerateBox {

@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn iou_equal_to_threshold_is_positive() {
-        let priors = [CenterBox::new(0.5, 0.5, 1.0, 1.0), CenterBox::new(0.5, 0.25, 1.0, 0.5)];
+        let priors = [
+            CenterBox::new(0.5, 0.5, 1.0, 1.0),
+            CenterBox::new(0.5, 0.25, 1.0, 0.5),
+        ];
         // Half of prior 0, and identical to prior 1: prior 0 reaches exactly 0.5.
         let gt = [CornerBox::new(0.0, 0.0, 1.0, 0.5)];
         let t = match_priors(&gt, &[1], &priors, 0.5, &BoxCoder::default()).unwrap_or_default();

@@ -55,7 +55,11 @@ fn check_lengths(boxes: usize, scores: usize) -> Result<(), CoreError> {
 /// with an already kept box is `> iou_threshold` (torchvision's `ops.nms`: IoU exactly equal to the
 /// threshold survives). Returns the kept indices, best first. NaN scores do not panic: they rank
 /// last. Errors only when `boxes` and `scores` differ in length.
-pub fn nms(boxes: &[CornerBox], scores: &[f32], iou_threshold: f32) -> Result<Vec<usize>, CoreError> {
+pub fn nms(
+    boxes: &[CornerBox],
+    scores: &[f32],
+    iou_threshold: f32,
+) -> Result<Vec<usize>, CoreError> {
     check_lengths(boxes.len(), scores.len())?;
     let order = argsort_desc(scores);
     let areas: Vec<f32> = boxes.iter().map(CornerBox::area).collect();
@@ -131,7 +135,11 @@ mod tests {
 
     #[test]
     fn suppresses_overlaps_above_threshold_only() {
-        let boxes = [b(0.0, 0.0, 2.0, 2.0), b(0.0, 0.0, 2.0, 1.0), b(0.1, 0.0, 2.0, 2.0)];
+        let boxes = [
+            b(0.0, 0.0, 2.0, 2.0),
+            b(0.0, 0.0, 2.0, 1.0),
+            b(0.1, 0.0, 2.0, 2.0),
+        ];
         let scores = [0.9, 0.8, 0.7];
         // Box 1 has IoU exactly 0.5 with box 0: kept at threshold 0.5. Box 2 has IoU 0.95.
         assert_eq!(nms(&boxes, &scores, 0.5).ok(), Some(vec![0, 1]));
@@ -145,14 +153,22 @@ mod tests {
 
     #[test]
     fn nan_scores_do_not_panic_and_rank_last() {
-        let boxes = [b(0.0, 0.0, 1.0, 1.0), b(2.0, 2.0, 3.0, 3.0), b(4.0, 4.0, 5.0, 5.0)];
+        let boxes = [
+            b(0.0, 0.0, 1.0, 1.0),
+            b(2.0, 2.0, 3.0, 3.0),
+            b(4.0, 4.0, 5.0, 5.0),
+        ];
         let keep = nms(&boxes, &[f32::NAN, 0.1, 0.2], 0.5);
         assert_eq!(keep.ok(), Some(vec![2, 1, 0]));
     }
 
     #[test]
     fn batched_nms_keeps_other_classes() {
-        let boxes = [b(0.0, 0.0, 1.0, 1.0), b(0.0, 0.0, 1.0, 1.0), b(0.0, 0.0, 1.0, 1.0)];
+        let boxes = [
+            b(0.0, 0.0, 1.0, 1.0),
+            b(0.0, 0.0, 1.0, 1.0),
+            b(0.0, 0.0, 1.0, 1.0),
+        ];
         let keep = batched_nms(&boxes, &[0.3, 0.9, 0.5], &[1, 2, 1], 0.5);
         assert_eq!(keep.ok(), Some(vec![1, 2]));
     }

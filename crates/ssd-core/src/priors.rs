@@ -248,7 +248,10 @@ mod tests {
         let p = PriorConfig::ssd300_voc().priors().unwrap_or_default();
         assert_eq!(p[8732 - 2].w, 1.0);
         assert_eq!(p[8732 - 1].h, 1.0);
-        assert!(p.iter().all(|b| b.to_array().iter().all(|v| (0.0..=1.0).contains(v))));
+        assert!(
+            p.iter()
+                .all(|b| b.to_array().iter().all(|v| (0.0..=1.0).contains(v)))
+        );
     }
 
     #[test]
@@ -258,6 +261,9 @@ mod tests {
         assert!(matches!(c.priors(), Err(CoreError::InvalidPriorConfig(_))));
         let mut c = PriorConfig::ssd300_voc();
         c.min_sizes[2] = 0.0;
-        assert!(matches!(c.validate(), Err(CoreError::InvalidPriorConfig(_))));
+        assert!(matches!(
+            c.validate(),
+            Err(CoreError::InvalidPriorConfig(_))
+        ));
     }
 }

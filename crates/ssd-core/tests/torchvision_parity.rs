@@ -50,7 +50,11 @@ fn iou_matrix_matches_torchvision_box_iou() {
         assert_eq!(got.len(), case.a.len() * case.b.len(), "{}", case.name);
         assert_eq!(got.len(), want.len(), "{}", case.name);
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-6, "{} element {k}: {g} vs torchvision {w}", case.name);
+            assert!(
+                (g - w).abs() <= 1e-6,
+                "{} element {k}: {g} vs torchvision {w}",
+                case.name
+            );
         }
     }
 }
@@ -70,8 +74,13 @@ fn batched_nms_matches_torchvision_batched_nms() {
     let f = fixtures();
     assert!(f.batched_nms.len() >= 4);
     for case in &f.batched_nms {
-        let keep = batched_nms(&boxes(&case.boxes), &case.scores, &case.class_ids, case.threshold)
-            .expect("lengths agree");
+        let keep = batched_nms(
+            &boxes(&case.boxes),
+            &case.scores,
+            &case.class_ids,
+            case.threshold,
+        )
+        .expect("lengths agree");
         assert_eq!(keep, case.keep, "{}", case.name);
     }
 }
