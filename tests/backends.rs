@@ -137,6 +137,7 @@ fn max_diff(reference: &[f32], other: &[f32]) -> (f32, f32) {
 /// Asserts `other` agrees with `reference` within `tol`, absolute.
 fn assert_agree(what: &str, reference: &[f32], other: &[f32], tol: f32) {
     let (diff, scale) = max_diff(reference, other);
+    eprintln!("{what}: max |diff| {diff:e} (max |reference| {scale:e})");
     assert!(
         diff <= tol,
         "{what}: max |diff| {diff:e} > {tol:e} (max |reference| {scale:e}, {} values)",
@@ -150,17 +151,18 @@ fn require_two_backends() -> Vec<(Backend, Device)> {
     devices
 }
 
-/// Parameters of the net after one SGD step (lr 1) on `loss = sum((out - 0.1)^2) / batch`, in a
-/// fixed order, together with the forward output.
+/// Parameters of the net after one SGD step (lr 1) on `loss = mean((out - 0.1)^2)`, in a fixed
+/// order, together with the forward output. Inputs in [-1, 1], so outputs are of order 1 and an
+/// absolute tolerance of 1e-4 is about a thousand times f32 resolution.
 fn forward_and_step(
     device: &Device,
     input_shape: [usize; 4],
 ) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
     let model = TinyVgg::new(device);
-    let input = tensor(input_shape, 99, 120.0, device);
+    let input = tensor(input_shape, 99, 1.0, device);
     let out = model.forward(input);
     let out_host = host(out.clone());
-    let loss = (out - 0.1).powf_scalar(2.0).sum() / input_shape[0] as f32;
+    let loss = (out - 0.1).powf_scalar(2.0).mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let mut optim = SgdConfig::new().init();
     let model = optim.step(1.0, model, grads);
@@ -224,7 +226,7 @@ fn forward_and_sgd_step_agree_across_backends() {
 /// Mesa's software renderers (README, "Known defects").
 fn gradients_at_ssd_size(device: &Device) -> Vec<(String, Vec<f32>)> {
     let model = TinyVgg::new(device);
-    let input = tensor([8, 3, 300, 300], 7, 120.0, device);
+    let input = tensor([8, 3, 300, 300], 7, 1.0, device);
     let loss = (model.forward(input) - 0.1).powf_scalar(2.0).sum() / 8.0;
     let grads = loss.backward();
     let mut out = Vec::new();
@@ -248,22 +250,33 @@ fn gradients_at_ssd_size(device: &Device) -> Vec<(String, Vec<f32>)> {
 }
 
 /// Compares gradients at SSD size between the reference and each of `others`, relative to the
-/// largest reference gradient of each tensor.
+/// largest reference gradient of each tensor (tolerance 1e-4 of it); reports every tensor that
+/// disagrees.
 fn check_gradients_at_ssd_size(others: &[(Backend, Device)], reference: &(Backend, Device)) {
     let (ref_backend, ref_device) = reference;
     let want = gradients_at_ssd_size(ref_device);
+    let mut failures = Vec::new();
     for (backend, device) in others {
         let got = gradients_at_ssd_size(device);
         for ((name, w), (_, g)) in want.iter().zip(&got) {
             let (diff, scale) = max_diff(w, g);
-            assert!(
-                diff <= 1e-4 * scale.max(1.0),
-                "{name}, {backend} vs {ref_backend}: max |diff| {diff:e} > 1e-4 x max |grad| {scale:e}"
+            let line = format!(
+                "{name}, {backend} vs {ref_backend}: max |diff| {diff:e}, max |grad| {scale:e}"
             );
+            eprintln!("{line}");
+            if diff > 1e-4 * scale.max(1e-3) {
+                failures.push(line);
+            }
         }
     }
+    assert!(
+        failures.is_empty(),
+        "gradients disagree by more than 1e-4 x max |grad|:\n{}",
+        failures.join("\n")
+    );
 }
 
+/// flex and tch agree on conv gradients at SSD size (the reference for the wgpu case below).
 #[test]
 fn conv_gradients_at_ssd_size_agree_on_cpu_backends() {
     let devices = require_two_backends();
@@ -278,8 +291,14 @@ fn conv_gradients_at_ssd_size_agree_on_cpu_backends() {
     check_gradients_at_ssd_size(&cpu[1..], &cpu[0]);
 }
 
+/// Known defect, not ours to fix: on Mesa's software renderers (lavapipe, llvmpipe) every shader
+/// loop stops after 65,535 iterations, so burn-wgpu's reductions over N*H*W = 720,000 / 180,000
+/// elements drop most of their input. Measured on lavapipe (Mesa 22.3.6, LLVM 15), burn 0.22.1:
+/// conv1.weight grad max |diff| 3.3e4 against max |grad| 4.0e4 (flex and tch agree to 1e-5 of
+/// it). Expected to pass on a real GPU: `scripts/gpu-check.sh`. See docs/wgpu-reduce.md.
 #[cfg(feature = "wgpu")]
 #[test]
+#[ignore = "wrong on Mesa lavapipe/llvmpipe: 65,535-iteration shader loop limit (docs/wgpu-reduce.md); run on a real GPU"]
 fn conv_gradients_at_ssd_size_agree_on_wgpu() {
     let devices = require_two_backends();
     let wgpu: Vec<(Backend, Device)> = devices
@@ -288,4 +307,48 @@ fn conv_gradients_at_ssd_size_agree_on_wgpu() {
         .cloned()
         .collect();
     check_gradients_at_ssd_size(&wgpu, &devices[0]);
+}
+
+/// The workaround for our own reductions: `ssd_model::reduce::sum_dim_exact` sums axes far longer
+/// than 65,535 exactly on every backend, wgpu on lavapipe included (plain `sum_dim` gives 262,128
+/// for a million ones there).
+#[test]
+fn long_axis_sums_are_exact_on_every_backend() {
+    use ssd_model::reduce::{sum_dim_exact, sum_exact};
+    for (backend, device) in devices() {
+        for len in [65_535usize, 720_000, 1_000_000] {
+            let ones = Tensor::<2>::ones([3, len], &device);
+            let rows = host(sum_dim_exact(ones.clone(), 1));
+            assert_eq!(
+                rows,
+                vec![len as f32; 3],
+                "{backend}, sum_dim_exact over {len}"
+            );
+            let cols = host(sum_dim_exact(ones.clone().swap_dims(0, 1), 0));
+            assert_eq!(
+                cols,
+                vec![len as f32; 3],
+                "{backend}, sum_dim_exact over dim 0, {len}"
+            );
+            assert_eq!(
+                host(sum_exact(ones)),
+                vec![3.0 * len as f32],
+                "{backend}, sum_exact {len}"
+            );
+        }
+    }
+}
+
+/// Burn's own `sum_dim` over long axes: right on flex and tch; on wgpu it is right on real GPUs
+/// and wrong on Mesa's software renderers (measured there: 262,128 for 1,000,000 ones).
+#[test]
+#[cfg_attr(
+    feature = "wgpu",
+    ignore = "burn-wgpu sum_dim is wrong on Mesa lavapipe/llvmpipe past 65,534 elements (docs/wgpu-reduce.md); run on a real GPU"
+)]
+fn burn_sum_dim_over_long_axes_is_exact() {
+    for (backend, device) in devices() {
+        let ones = Tensor::<2>::ones([2, 1_000_000], &device);
+        assert_eq!(host(ones.sum_dim(1)), vec![1.0e6; 2], "{backend}");
+    }
 }
