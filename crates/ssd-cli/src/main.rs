@@ -44,7 +44,7 @@ fn backends(only: Option<Backend>) -> anyhow::Result<()> {
         }
     }
     for b in selected {
-        let device = b.autodiff_device()?;
+        let device = b.device()?;
         let x = Tensor::<2>::ones([256, 256], &device);
         let total: Vec<f32> = x
             .clone()

@@ -1,7 +1,7 @@
 //! Property tests of the geometry invariants.
 
 use proptest::prelude::*;
-use ssd_core::{BoxCoder, CenterBox, CornerBox, PriorConfig, iou, match_priors, nms};
+use ssd_core::{BoxCoder, CenterBox, CornerBox, PriorConfig, iou, iou_matrix, match_priors, nms};
 
 fn proper_box() -> impl Strategy<Value = CornerBox> {
     (0.0f32..0.9, 0.0f32..0.9, 0.01f32..1.0, 0.01f32..1.0)
@@ -65,9 +65,14 @@ proptest! {
         let t = match_priors(&gts, &labels, &priors, 0.5, &BoxCoder::default()).expect("proper");
         prop_assert_eq!(t.labels.len(), priors.len());
         prop_assert!(t.locations.iter().flatten().all(|v| v.is_finite()));
-        // Each ground truth's best prior is labelled (unless a later ground truth took it).
-        let positives = t.num_positives();
-        prop_assert!(positives >= 1);
+        // Each ground truth's best prior is positive (its own label, or a later ground truth's
+        // when two share a best prior), however low that IoU.
+        let corners: Vec<CornerBox> = priors.iter().map(CenterBox::to_corner).collect();
+        for gt in &gts {
+            let overlaps = iou_matrix(std::slice::from_ref(gt), &corners);
+            let best = (0..overlaps.len()).fold(0, |b, p| if overlaps[p] > overlaps[b] { p } else { b });
+            prop_assert!(t.labels[best] != 0, "best prior {} of {:?} is background", best, gt);
+        }
     }
 }
 
