@@ -73,6 +73,12 @@ proptest! {
             let best = (0..overlaps.len()).fold(0, |b, p| if overlaps[p] > overlaps[b] { p } else { b });
             prop_assert!(t.labels[best] != 0, "best prior {} of {:?} is background", best, gt);
         }
+        // Every prior that reaches IoU 0.5 with some ground truth is positive.
+        let all = iou_matrix(&gts, &corners);
+        for p in 0..priors.len() {
+            let reaches = (0..gts.len()).any(|g| all[g * priors.len() + p] >= 0.5);
+            prop_assert!(!reaches || t.labels[p] != 0, "prior {} reaches 0.5 but is background", p);
+        }
     }
 }
 
