@@ -68,26 +68,36 @@ pub fn nms(
 
 /// Greedy NMS over the boxes named by `order`, which is already sorted best first; `areas[i]` is
 /// the area of `boxes[i]`.
+///
+/// The candidates are copied once, in score order, into one contiguous list; after each kept box
+/// the survivors are compacted to the front, so later passes only visit boxes still in play.
 fn nms_in_order(
     boxes: &[CornerBox],
     areas: &[f32],
     order: &[usize],
     iou_threshold: f32,
 ) -> Vec<usize> {
-    let mut suppressed = vec![false; boxes.len()];
+    let mut candidates: Vec<(CornerBox, f32, usize)> =
+        order.iter().map(|&i| (boxes[i], areas[i], i)).collect();
     let mut keep = Vec::new();
-    for (pos, &i) in order.iter().enumerate() {
-        if suppressed[i] {
-            continue;
-        }
-        keep.push(i);
-        for &j in &order[pos + 1..] {
-            if !suppressed[j]
-                && iou_with_area(&boxes[i], areas[i], &boxes[j], areas[j]) > iou_threshold
-            {
-                suppressed[j] = true;
+    let mut live = candidates.len();
+    let mut head = 0;
+    while head < live {
+        let (kept, kept_area, kept_index) = candidates[head];
+        keep.push(kept_index);
+        let mut write = head + 1;
+        for read in head + 1..live {
+            let (b, area, _) = candidates[read];
+            // Tested as `> threshold`, not `<=`: an IoU that is NaN (non-finite input) suppresses
+            // nothing, as in torchvision.
+            let suppressed = iou_with_area(&kept, kept_area, &b, area) > iou_threshold;
+            if !suppressed {
+                candidates[write] = candidates[read];
+                write += 1;
             }
         }
+        live = write;
+        head += 1;
     }
     keep
 }
