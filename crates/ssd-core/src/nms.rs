@@ -62,23 +62,18 @@ pub fn nms(
 ) -> Result<Vec<usize>, CoreError> {
     check_lengths(boxes.len(), scores.len())?;
     let order = argsort_desc(scores);
-    let areas: Vec<f32> = boxes.iter().map(CornerBox::area).collect();
-    Ok(nms_in_order(boxes, &areas, &order, iou_threshold))
+    Ok(nms_in_order(boxes, &order, iou_threshold))
 }
 
-/// Greedy NMS over the boxes named by `order`, which is already sorted best first; `areas[i]` is
-/// the area of `boxes[i]`.
+/// Greedy NMS over the boxes named by `order`, which is already sorted best first.
 ///
 /// The candidates are copied once, in score order, into one contiguous list; after each kept box
 /// the survivors are compacted to the front, so later passes only visit boxes still in play.
-fn nms_in_order(
-    boxes: &[CornerBox],
-    areas: &[f32],
-    order: &[usize],
-    iou_threshold: f32,
-) -> Vec<usize> {
-    let mut candidates: Vec<(CornerBox, f32, usize)> =
-        order.iter().map(|&i| (boxes[i], areas[i], i)).collect();
+fn nms_in_order(boxes: &[CornerBox], order: &[usize], iou_threshold: f32) -> Vec<usize> {
+    let mut candidates: Vec<(CornerBox, f32, usize)> = order
+        .iter()
+        .map(|&i| (boxes[i], boxes[i].area(), i))
+        .collect();
     let mut keep = Vec::new();
     let mut live = candidates.len();
     let mut head = 0;
@@ -122,14 +117,13 @@ pub fn batched_nms(
     }
     // Group by class, keeping score order inside each class; then merge by score.
     let order = argsort_desc(scores);
-    let areas: Vec<f32> = boxes.iter().map(CornerBox::area).collect();
     let mut per_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &i in &order {
         per_class.entry(class_ids[i]).or_default().push(i);
     }
     let mut keep: Vec<usize> = per_class
         .values()
-        .flat_map(|members| nms_in_order(boxes, &areas, members, iou_threshold))
+        .flat_map(|members| nms_in_order(boxes, members, iou_threshold))
         .collect();
     keep.sort_by(by_score_desc(scores));
     Ok(keep)
