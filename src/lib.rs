@@ -6,7 +6,8 @@
 //! - [`core`] (`ssd-core`): box types, IoU, priors, box coder, prior matching, NMS;
 //! - [`cli`] (`ssd-cli`): backend selection (the `ssd` binary lives there).
 //!
-//! `ssd-data`, `ssd-model` and `ssd-eval` exist as placeholders and are filled by later issues.
+//! `ssd-data` (VOC class lists and annotations so far), `ssd-model` (exact reductions so far) and
+//! `ssd-eval` (a placeholder) are filled by later issues.
 
 pub use ssd_cli as cli;
 pub use ssd_core as core;

@@ -1,5 +1,18 @@
-//! PASCAL VOC data for SSD: VOC XML and image-set reading over one or more roots, class lists,
-//! the SSD augmentation pipeline (Caffe semantics), per-sample target encoding in loader workers,
-//! Burn `Dataset`/`Batcher` types and a synthetic VOC-format dataset writer.
+//! PASCAL VOC data for SSD.
 //!
-//! Not implemented yet: this crate is filled by the ssd-data issue. It exports nothing today.
+//! Done so far: class lists ([`ClassList`], the 20 VOC classes by default) and annotation files
+//! ([`Annotation`]: roxmltree, 1-based VOC pixels made 0-based, boxes outside the image clipped or
+//! dropped and counted, a distinct error per kind of bad input, each naming the file).
+//!
+//! Still to come (the ssd-data issue): image-set reading over several roots, image decoding, the
+//! SSD augmentation pipeline (Caffe semantics), per-sample target encoding in loader workers,
+//! Burn `Dataset`/`Batcher` types and the synthetic VOC-format dataset writer. This crate does not
+//! know the network.
+
+mod annotation;
+mod classes;
+mod error;
+
+pub use annotation::{Annotation, SanitizeReport, VocObject};
+pub use classes::{ClassList, VOC_CLASSES};
+pub use error::DataError;

@@ -1,0 +1,406 @@
+//! PASCAL VOC annotation files (`Annotations/<id>.xml`).
+//!
+//! VOC boxes are 1-based inclusive pixel coordinates. Reading subtracts 1 (as amdegroot and
+//! lufficc do), giving 0-based continuous pixel coordinates in `[0, width - 1] x [0, height - 1]`;
+//! [`Annotation::normalized_boxes`] divides by the image size. Boxes that stick out of the image are
+//! clipped to it; boxes that are inverted or have no area after clipping are dropped. Both are
+//! counted in a [`SanitizeReport`] so the caller can print them, and nothing downstream ever sees a
+//! box that would encode to NaN.
+
+use std::path::Path;
+
+use roxmltree::{Document, Node};
+use ssd_core::CornerBox;
+
+use crate::{ClassList, DataError};
+
+/// One object of an annotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VocObject {
+    /// 1-based class index in the dataset's [`ClassList`].
+    pub label: usize,
+    /// Box in 0-based continuous pixel coordinates (VOC value minus 1), clipped to the image.
+    pub bbox: CornerBox,
+    /// `<difficult>1</difficult>`: ignored by VOC evaluation, optionally dropped in training.
+    pub difficult: bool,
+    /// `<truncated>1</truncated>`.
+    pub truncated: bool,
+}
+
+/// What sanitising one annotation changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SanitizeReport {
+    /// Boxes partly outside the image, clipped to it.
+    pub clipped: usize,
+    /// Boxes dropped: inverted, zero-area, or entirely outside the image.
+    pub dropped: usize,
+}
+
+impl SanitizeReport {
+    /// Adds another report's counts to this one.
+    pub fn merge(&mut self, other: SanitizeReport) {
+        self.clipped += other.clipped;
+        self.dropped += other.dropped;
+    }
+}
+
+/// A parsed annotation file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    /// `<filename>`, if present.
+    pub filename: Option<String>,
+    /// Image width in pixels (`<size><width>`).
+    pub width: u32,
+    /// Image height in pixels (`<size><height>`).
+    pub height: u32,
+    /// The objects that survived sanitising, in file order.
+    pub objects: Vec<VocObject>,
+    /// What sanitising changed.
+    pub report: SanitizeReport,
+}
+
+impl Annotation {
+    /// Reads and parses `path` (see [`Annotation::parse`]).
+    pub fn from_file(path: &Path, classes: &ClassList) -> Result<Self, DataError> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                DataError::MissingAnnotation {
+                    path: path.to_owned(),
+                }
+            } else {
+                DataError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        Self::parse(&text, path, classes)
+    }
+
+    /// Parses the text of a VOC annotation; `path` is only used in errors.
+    ///
+    /// Reads `size/width`, `size/height`, and for each `object`: `name`, `difficult`, `truncated`
+    /// and `bndbox` (integer or float coordinates). Everything else (`part`, `pose`, `occluded`,
+    /// `segmented`, `source`, ...) is accepted and ignored.
+    pub fn parse(text: &str, path: &Path, classes: &ClassList) -> Result<Self, DataError> {
+        let doc = Document::parse(text).map_err(|e| DataError::MalformedXml {
+            path: path.to_owned(),
+            line: e.pos().row,
+            message: e.to_string(),
+        })?;
+        let root = doc.root_element();
+        let size = child(root, "size").ok_or_else(|| missing(path, None, "size"))?;
+        let width = size_field(size, "width", path)?;
+        let height = size_field(size, "height", path)?;
+        let mut report = SanitizeReport::default();
+        let mut objects = Vec::new();
+        for (index, node) in root
+            .children()
+            .filter(|n| n.has_tag_name("object"))
+            .enumerate()
+        {
+            let object = parse_object(node, index, path, classes, width, height)?;
+            match object {
+                Sanitized::Kept(o) => objects.push(o),
+                Sanitized::Clipped(o) => {
+                    report.clipped += 1;
+                    objects.push(o);
+                }
+                Sanitized::Dropped => report.dropped += 1,
+            }
+        }
+        Ok(Self {
+            filename: child_text(root, "filename").map(str::to_owned),
+            width,
+            height,
+            objects,
+            report,
+        })
+    }
+
+    /// The objects' boxes normalised to `[0, 1]` by the image width and height.
+    pub fn normalized_boxes(&self) -> Vec<CornerBox> {
+        let (w, h) = (self.width as f32, self.height as f32);
+        self.objects
+            .iter()
+            .map(|o| {
+                let b = o.bbox;
+                CornerBox::new(b.xmin / w, b.ymin / h, b.xmax / w, b.ymax / h)
+            })
+            .collect()
+    }
+
+    /// The objects' 1-based class indices.
+    pub fn labels(&self) -> Vec<usize> {
+        self.objects.iter().map(|o| o.label).collect()
+    }
+
+    /// The same annotation without its difficult objects.
+    pub fn without_difficult(mut self) -> Self {
+        self.objects.retain(|o| !o.difficult);
+        self
+    }
+}
+
+enum Sanitized {
+    Kept(VocObject),
+    Clipped(VocObject),
+    Dropped,
+}
+
+fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
+    node.children().find(|n| n.has_tag_name(name))
+}
+
+fn child_text<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
+    child(node, name).and_then(|n| n.text()).map(str::trim)
+}
+
+fn missing(path: &Path, object: Option<usize>, field: &'static str) -> DataError {
+    DataError::MissingField {
+        path: path.to_owned(),
+        object,
+        field,
+    }
+}
+
+fn number(
+    text: &str,
+    path: &Path,
+    object: Option<usize>,
+    field: &'static str,
+) -> Result<f64, DataError> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| DataError::BadNumber {
+            path: path.to_owned(),
+            object,
+            field,
+            text: text.to_owned(),
+        })
+}
+
+fn size_field(size: Node<'_, '_>, field: &'static str, path: &Path) -> Result<u32, DataError> {
+    let text = child_text(size, field).ok_or_else(|| missing(path, None, field))?;
+    let value = number(text, path, None, field)?;
+    if value < 1.0 || value > f64::from(u32::MAX) || value.fract() != 0.0 {
+        return Err(DataError::BadNumber {
+            path: path.to_owned(),
+            object: None,
+            field,
+            text: text.to_owned(),
+        });
+    }
+    Ok(value as u32)
+}
+
+/// `0`/`1` flags; absent means 0. VOC files only use those two values.
+fn flag(
+    node: Node<'_, '_>,
+    field: &'static str,
+    path: &Path,
+    object: usize,
+) -> Result<bool, DataError> {
+    match child_text(node, field) {
+        None => Ok(false),
+        Some(text) => Ok(number(text, path, Some(object), field)? != 0.0),
+    }
+}
+
+fn parse_object(
+    node: Node<'_, '_>,
+    index: usize,
+    path: &Path,
+    classes: &ClassList,
+    width: u32,
+    height: u32,
+) -> Result<Sanitized, DataError> {
+    let name = child_text(node, "name").ok_or_else(|| missing(path, Some(index), "name"))?;
+    let label = classes
+        .index_of(name)
+        .ok_or_else(|| DataError::UnknownClass {
+            path: path.to_owned(),
+            object: index,
+            name: name.to_owned(),
+        })?;
+    let difficult = flag(node, "difficult", path, index)?;
+    let truncated = flag(node, "truncated", path, index)?;
+    let bndbox = child(node, "bndbox").ok_or(DataError::MissingBndbox {
+        path: path.to_owned(),
+        object: index,
+    })?;
+    let mut coords = [0f64; 4];
+    for (slot, field) in coords.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
+        let text = child_text(bndbox, field).ok_or_else(|| missing(path, Some(index), field))?;
+        *slot = number(text, path, Some(index), field)? - 1.0;
+    }
+    let [xmin, ymin, xmax, ymax] = coords;
+    let (max_x, max_y) = (f64::from(width) - 1.0, f64::from(height) - 1.0);
+    let clipped = [
+        xmin.clamp(0.0, max_x),
+        ymin.clamp(0.0, max_y),
+        xmax.clamp(0.0, max_x),
+        ymax.clamp(0.0, max_y),
+    ];
+    if clipped[2] <= clipped[0] || clipped[3] <= clipped[1] {
+        return Ok(Sanitized::Dropped);
+    }
+    let object = VocObject {
+        label,
+        bbox: CornerBox::new(
+            clipped[0] as f32,
+            clipped[1] as f32,
+            clipped[2] as f32,
+            clipped[3] as f32,
+        ),
+        difficult,
+        truncated,
+    };
+    if clipped == coords {
+        Ok(Sanitized::Kept(object))
+    } else {
+        Ok(Sanitized::Clipped(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOG: &str = r#"<annotation>
+	<folder>VOC2007</folder>
+	<filename>000001.jpg</filename>
+	<source><database>The VOC2007 Database</database></source>
+	<size><width>353</width><height>500</height><depth>3</depth></size>
+	<segmented>0</segmented>
+	<object>
+		<name>dog</name><pose>Left</pose><truncated>1</truncated><difficult>0</difficult>
+		<bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax></bndbox>
+	</object>
+	<object>
+		<name>person</name><pose>Left</pose><truncated>1</truncated><difficult>1</difficult>
+		<bndbox><xmin>8.5</xmin><ymin>12</ymin><xmax>352</xmax><ymax>498</ymax></bndbox>
+		<part><name>head</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></part>
+	</object>
+</annotation>"#;
+
+    fn parse(text: &str) -> Result<Annotation, DataError> {
+        Annotation::parse(text, Path::new("Annotations/x.xml"), &ClassList::voc())
+    }
+
+    #[test]
+    fn reads_a_real_voc_layout() {
+        let a = parse(DOG).expect("valid annotation");
+        assert_eq!((a.width, a.height), (353, 500));
+        assert_eq!(a.filename.as_deref(), Some("000001.jpg"));
+        assert_eq!(a.labels(), vec![12, 15]);
+        assert_eq!(a.objects[0].bbox, CornerBox::new(47.0, 239.0, 194.0, 370.0));
+        assert!(a.objects[0].truncated && !a.objects[0].difficult);
+        assert!(a.objects[1].difficult);
+        assert_eq!(
+            a.objects[1].bbox.xmin, 7.5,
+            "float coordinates are accepted"
+        );
+        assert_eq!(a.report, SanitizeReport::default());
+        let n = a.normalized_boxes();
+        assert!(
+            (n[0].xmin - 47.0 / 353.0).abs() < 1e-7 && (n[0].ymax - 370.0 / 500.0).abs() < 1e-7
+        );
+        assert_eq!(a.clone().without_difficult().labels(), vec![12]);
+    }
+
+    fn one_box(xmin: &str, ymin: &str, xmax: &str, ymax: &str) -> String {
+        format!(
+            "<annotation><size><width>100</width><height>50</height></size><object><name>cat</name>\
+             <bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox>\
+             </object></annotation>"
+        )
+    }
+
+    #[test]
+    fn boxes_outside_the_image_are_clipped_and_counted() {
+        let a = parse(&one_box("-5", "10", "150", "20")).expect("valid");
+        assert_eq!(a.objects[0].bbox, CornerBox::new(0.0, 9.0, 99.0, 19.0));
+        assert_eq!(
+            a.report,
+            SanitizeReport {
+                clipped: 1,
+                dropped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn inverted_zero_area_and_outside_boxes_are_dropped_and_counted() {
+        for (x0, y0, x1, y1) in [
+            ("30", "10", "20", "20"),
+            ("10", "10", "10", "20"),
+            ("120", "5", "130", "9"),
+        ] {
+            let a = parse(&one_box(x0, y0, x1, y1)).expect("valid");
+            assert!(a.objects.is_empty(), "{x0},{y0},{x1},{y1}");
+            assert_eq!(
+                a.report,
+                SanitizeReport {
+                    clipped: 0,
+                    dropped: 1
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn each_bad_input_has_its_own_error() {
+        assert!(matches!(
+            parse("<annotation><size>"),
+            Err(DataError::MalformedXml { .. })
+        ));
+        assert!(matches!(
+            parse("<annotation></annotation>"),
+            Err(DataError::MissingField { field: "size", .. })
+        ));
+        let no_box = "<annotation><size><width>9</width><height>9</height></size>\
+                      <object><name>cat</name></object></annotation>";
+        assert!(matches!(
+            parse(no_box),
+            Err(DataError::MissingBndbox { object: 0, .. })
+        ));
+        let unknown = one_box("1", "1", "5", "5").replace("cat", "unicorn");
+        assert!(matches!(
+            parse(&unknown),
+            Err(DataError::UnknownClass { object: 0, .. })
+        ));
+        assert!(matches!(
+            parse(&one_box("1", "1", "five", "5")),
+            Err(DataError::BadNumber { field: "xmax", .. })
+        ));
+        assert!(matches!(
+            parse(&one_box("1", "1", "NaN", "5")),
+            Err(DataError::BadNumber { field: "xmax", .. })
+        ));
+        let zero = one_box("1", "1", "5", "5").replace("<width>100", "<width>0");
+        assert!(matches!(
+            parse(&zero),
+            Err(DataError::BadNumber { field: "width", .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_xml_names_the_line() {
+        let err = parse("<annotation>\n<size>\n</annotation>");
+        match err {
+            Err(DataError::MalformedXml { line, path, .. }) => {
+                assert_eq!(line, 3);
+                assert!(path.ends_with("x.xml"));
+            }
+            other => panic!("expected MalformedXml, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_its_own_error() {
+        let r = Annotation::from_file(Path::new("/nonexistent/000001.xml"), &ClassList::voc());
+        assert!(matches!(r, Err(DataError::MissingAnnotation { .. })));
+    }
+}

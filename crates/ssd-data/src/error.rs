@@ -1,0 +1,85 @@
+//! The error type of `ssd-data`.
+
+use std::path::PathBuf;
+
+/// What can go wrong reading VOC data. Every variant names the file, and the object (0-based, in
+/// file order) or line where that applies.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// An annotation file that does not exist.
+    #[error("{}: annotation file not found", path.display())]
+    MissingAnnotation {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Any other I/O failure.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// XML that does not parse.
+    #[error("{}:{line}: malformed XML: {message}", path.display())]
+    MalformedXml {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: u32,
+        /// The parser's message.
+        message: String,
+    },
+    /// A required element is missing (`size`, `width`, `height`, `name`, `xmin`, ...).
+    #[error("{}: {}missing <{field}>", path.display(), object_prefix(*object))]
+    MissingField {
+        /// The file.
+        path: PathBuf,
+        /// The object, when the field belongs to one.
+        object: Option<usize>,
+        /// The missing element.
+        field: &'static str,
+    },
+    /// An object without `<bndbox>`.
+    #[error("{}: object {object} has no <bndbox>", path.display())]
+    MissingBndbox {
+        /// The file.
+        path: PathBuf,
+        /// The object.
+        object: usize,
+    },
+    /// A number that does not parse, is not finite, or is out of range (a size of 0).
+    #[error("{}: {}<{field}> is not a valid number: {text:?}", path.display(), object_prefix(*object))]
+    BadNumber {
+        /// The file.
+        path: PathBuf,
+        /// The object, when the field belongs to one.
+        object: Option<usize>,
+        /// The element.
+        field: &'static str,
+        /// Its text.
+        text: String,
+    },
+    /// An object whose class is not in the class list.
+    #[error("{}: object {object} has class {name:?}, which is not in the class list", path.display())]
+    UnknownClass {
+        /// The file.
+        path: PathBuf,
+        /// The object.
+        object: usize,
+        /// The class name found.
+        name: String,
+    },
+    /// A class list that is empty, has duplicates, or names with whitespace.
+    #[error("{}: bad class list: {reason}", path.display())]
+    BadClassList {
+        /// The file (or `<in memory>`).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn object_prefix(object: Option<usize>) -> String {
+    object.map(|o| format!("object {o}: ")).unwrap_or_default()
+}
