@@ -12,6 +12,18 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// An image-set file (`ImageSets/Main/<name>.txt`) that does not exist.
+    #[error("{}: image set not found", path.display())]
+    MissingImageSet {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An image-set file without a single id.
+    #[error("{}: image set lists no images", path.display())]
+    EmptyImageSet {
+        /// The file.
+        path: PathBuf,
+    },
     /// Any other I/O failure.
     #[error("{}: {source}", path.display())]
     Io {
