@@ -58,6 +58,15 @@ impl TinyVgg {
         }
     }
 
+    /// The convolutions with their names, in forward order.
+    fn convs(&self) -> [(&'static str, &Conv2d); 3] {
+        [
+            ("conv1", &self.conv1),
+            ("conv6", &self.conv6),
+            ("conv7", &self.conv7),
+        ]
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.pool.forward(relu(self.conv1.forward(x)));
         self.conv7.forward(relu(self.conv6.forward(x)))
@@ -171,11 +180,7 @@ fn forward_and_step(
 
 fn params(model: &TinyVgg) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    for (name, conv) in [
-        ("conv1", &model.conv1),
-        ("conv6", &model.conv6),
-        ("conv7", &model.conv7),
-    ] {
+    for (name, conv) in model.convs() {
         out.push((format!("{name}.weight"), host(conv.weight.val())));
         if let Some(bias) = &conv.bias {
             out.push((format!("{name}.bias"), host(bias.val())));
@@ -230,11 +235,7 @@ fn gradients_at_ssd_size(device: &Device) -> Vec<(String, Vec<f32>)> {
     let loss = (model.forward(input) - 0.1).powf_scalar(2.0).sum() / 8.0;
     let grads = loss.backward();
     let mut out = Vec::new();
-    for (name, conv) in [
-        ("conv1", &model.conv1),
-        ("conv6", &model.conv6),
-        ("conv7", &model.conv7),
-    ] {
+    for (name, conv) in model.convs() {
         let gw = conv
             .weight
             .val()
