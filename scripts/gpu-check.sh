@@ -3,10 +3,13 @@
 # device machine, which has no Rust): does burn-wgpu reduce long axes correctly on a real Vulkan
 # driver, and do the SSD-sized conv gradients on wgpu agree with flex there?
 #
-#   bash scripts/gpu-check.sh build   # here: builds the probe and the backend test (flex + wgpu)
-#                                     #       into gpu-check/ (git-ignored, ~80 MB)
-#   bash scripts/gpu-check.sh run     # there, from the repository root
+#   bash scripts/gpu-check.sh build   # here: builds the probe and the backend test (flex + wgpu),
+#                                     #       stripped and packed as gpu-check/gpu-check.tar.gz
+#                                     #       (git-ignored, ~32 MB: fits a 64 MiB carry)
+#   bash scripts/gpu-check.sh run     # there, from the repository root (needs a Vulkan driver)
 #
+# With the session's device tool: build here, then run `bash scripts/gpu-check.sh run` there with
+# `carry: ["gpu-check"]` (the folder is git-ignored, so it only travels when carried).
 # `run` prints the long-axis reduction table (docs/wgpu-reduce.md) and runs the backend test
 # including the ignored wgpu case. On lavapipe that case fails by design (Mesa's loop limit).
 set -euo pipefail
@@ -18,15 +21,19 @@ case "${1:-}" in
     cargo build --release --features flex,wgpu --example reduce_probe
     bin=$(cargo test --release -p ssd --features flex,wgpu --test backends --no-run --message-format=json 2>/dev/null |
       sed -n 's/.*"executable":"\([^"]*backends[^"]*\)".*/\1/p' | tail -n 1)
-    mkdir -p "$OUT"
-    cp "$CARGO_TARGET_DIR/release/examples/reduce_probe" "$bin" "$OUT/"
-    mv "$OUT/$(basename "$bin")" "$OUT/backends"
+    rm -rf "$OUT" && mkdir -p "$OUT/bin"
+    cp "$CARGO_TARGET_DIR/release/examples/reduce_probe" "$OUT/bin/reduce_probe"
+    cp "$bin" "$OUT/bin/backends"
+    strip "$OUT/bin/reduce_probe" "$OUT/bin/backends"
+    tar -C "$OUT" -czf "$OUT/gpu-check.tar.gz" bin
+    rm -rf "$OUT/bin"
     ls -la "$OUT"
     ;;
   run)
     export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-    "$OUT/reduce_probe"
-    "$OUT/backends" --include-ignored --test-threads 1
+    [ -x "$OUT/bin/backends" ] || tar -C "$OUT" -xzf "$OUT/gpu-check.tar.gz"
+    "$OUT/bin/reduce_probe"
+    "$OUT/bin/backends" --include-ignored --test-threads 1
     ;;
   *)
     echo "usage: $0 build|run" >&2
