@@ -24,6 +24,28 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// An image file that does not exist.
+    #[error("{}: image file not found", path.display())]
+    MissingImage {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An image the decoder refuses: unknown format, corrupt or truncated data.
+    #[error("{}: unreadable image: {message}", path.display())]
+    UnreadableImage {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+    /// An image over the size limits (a decompression bomb, or simply too large).
+    #[error("{}: image too large: {message}", path.display())]
+    ImageTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
     /// Any other I/O failure.
     #[error("{}: {source}", path.display())]
     Io {

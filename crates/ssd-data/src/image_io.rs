@@ -1,0 +1,172 @@
+//! Reading images as 8-bit RGB, with a size limit against decompression bombs.
+
+use std::path::Path;
+
+use image::{ImageError, ImageReader, Limits, RgbImage};
+
+use crate::DataError;
+
+/// Largest accepted image side, in pixels. VOC images are at most 500 pixels; this leaves room for
+/// any photograph while refusing files that claim absurd sizes.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Most bytes a decoder may allocate for one image: 256 MiB, an 8-bit RGB image of about
+/// 9,400 x 9,400 pixels.
+pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Decodes `path` (JPEG or PNG, format from the content) into 8-bit RGB. Grayscale, alpha and
+/// 16-bit images are converted (alpha dropped, 16-bit scaled to 8-bit).
+///
+/// Errors: [`DataError::MissingImage`] when the file does not exist, [`DataError::ImageTooLarge`]
+/// past [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_BYTES`], [`DataError::UnreadableImage`] for anything the
+/// decoder refuses (unknown format, corrupt or truncated data).
+pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
+    let reader = ImageReader::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataError::MissingImage {
+                path: path.to_owned(),
+            }
+        } else {
+            DataError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let mut reader = reader
+        .with_guessed_format()
+        .map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| match e {
+        ImageError::Limits(_) => DataError::ImageTooLarge {
+            path: path.to_owned(),
+            message: e.to_string(),
+        },
+        // The file was opened; a read error while decoding is a truncated or damaged file.
+        ImageError::IoError(source) => DataError::UnreadableImage {
+            path: path.to_owned(),
+            message: format!("truncated or damaged ({source})"),
+        },
+        other => DataError::UnreadableImage {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    })?;
+    Ok(image.to_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, GrayImage, ImageBuffer, ImageFormat, Luma, Rgba};
+    use std::path::PathBuf;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ssd-image-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        dir
+    }
+
+    #[test]
+    fn non_rgb_images_become_rgb() {
+        let dir = temp_dir("colour");
+        let gray = GrayImage::from_pixel(5, 3, Luma([200]));
+        let rgba = ImageBuffer::from_pixel(4, 2, Rgba([10u8, 20, 30, 0]));
+        let gray16: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_pixel(3, 3, Luma([65535]));
+        let cases: [(&str, DynamicImage, [u8; 3]); 4] = [
+            (
+                "gray.png",
+                DynamicImage::ImageLuma8(gray.clone()),
+                [200, 200, 200],
+            ),
+            ("gray.jpg", DynamicImage::ImageLuma8(gray), [200, 200, 200]),
+            ("rgba.png", DynamicImage::ImageRgba8(rgba), [10, 20, 30]),
+            (
+                "gray16.png",
+                DynamicImage::ImageLuma16(gray16),
+                [255, 255, 255],
+            ),
+        ];
+        for (name, img, want) in cases {
+            let path = dir.join(name);
+            img.save(&path).expect("test image saves");
+            let rgb = load_rgb(&path).expect("loads");
+            assert_eq!(rgb.dimensions(), (img.width(), img.height()), "{name}");
+            let px = rgb.get_pixel(0, 0).0;
+            let close = px.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 2);
+            assert!(close, "{name}: {px:?} vs {want:?}");
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_files_have_their_own_errors() {
+        let dir = temp_dir("bad");
+        assert!(matches!(
+            load_rgb(&dir.join("none.jpg")),
+            Err(DataError::MissingImage { .. })
+        ));
+
+        let text = dir.join("text.jpg");
+        std::fs::write(&text, "not an image").ok();
+        assert!(matches!(
+            load_rgb(&text),
+            Err(DataError::UnreadableImage { .. })
+        ));
+
+        let full = dir.join("full.png");
+        let img =
+            DynamicImage::ImageLuma8(GrayImage::from_fn(64, 64, |x, y| Luma([(x * y) as u8])));
+        img.save_with_format(&full, ImageFormat::Png)
+            .expect("saves");
+        let bytes = std::fs::read(&full).unwrap_or_default();
+        let truncated = dir.join("truncated.png");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).ok();
+        assert!(matches!(
+            load_rgb(&truncated),
+            Err(DataError::UnreadableImage { .. })
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// CRC-32 (IEEE), as PNG chunks use.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                let mask = (crc & 1).wrapping_neg();
+                crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_decoding() {
+        let dir = temp_dir("bomb");
+        // A valid PNG header claiming 100,000 x 100,000 pixels.
+        let img = DynamicImage::ImageLuma8(GrayImage::new(1, 1));
+        let path = dir.join("bomb.png");
+        img.save_with_format(&path, ImageFormat::Png)
+            .expect("saves");
+        let mut bytes = std::fs::read(&path).unwrap_or_default();
+        // IHDR width and height are the big-endian u32s at offsets 16 and 20.
+        // The chunk's CRC (over type and data, bytes 12..29) is fixed up so the header is valid.
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&path, &bytes).ok();
+        let r = load_rgb(&path);
+        assert!(matches!(r, Err(DataError::ImageTooLarge { .. })), "{r:?}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
