@@ -63,16 +63,7 @@ impl Annotation {
     /// Reads and parses `path` (see [`Annotation::parse`]).
     pub fn from_file(path: &Path, classes: &ClassList) -> Result<Self, DataError> {
         let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                DataError::MissingAnnotation {
-                    path: path.to_owned(),
-                }
-            } else {
-                DataError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
+            DataError::from_io(path, source, |path| DataError::MissingAnnotation { path })
         })?;
         Self::parse(&text, path, classes)
     }

@@ -1,6 +1,6 @@
 //! The error type of `ssd-data`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What can go wrong reading VOC data. Every variant names the file, and the object (0-based, in
 /// file order) or line where that applies.
@@ -112,6 +112,24 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl DataError {
+    /// An I/O error on `path`, with "not found" turned into the caller's `missing` variant.
+    pub(crate) fn from_io(
+        path: &Path,
+        source: std::io::Error,
+        missing: fn(PathBuf) -> DataError,
+    ) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            missing(path.to_owned())
+        } else {
+            DataError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
 }
 
 fn object_prefix(object: Option<usize>) -> String {

@@ -22,16 +22,7 @@ pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// decoder refuses (unknown format, corrupt or truncated data).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     let reader = ImageReader::open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::MissingImage {
-                path: path.to_owned(),
-            }
-        } else {
-            DataError::Io {
-                path: path.to_owned(),
-                source,
-            }
-        }
+        DataError::from_io(path, source, |path| DataError::MissingImage { path })
     })?;
     let mut reader = reader
         .with_guessed_format()

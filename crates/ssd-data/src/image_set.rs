@@ -36,14 +36,7 @@ impl ImageSet {
         for (root, dir) in roots.iter().enumerate() {
             let path = set_path(dir, name);
             let text = std::fs::read_to_string(&path).map_err(|source| {
-                if source.kind() == std::io::ErrorKind::NotFound {
-                    DataError::MissingImageSet { path: path.clone() }
-                } else {
-                    DataError::Io {
-                        path: path.clone(),
-                        source,
-                    }
-                }
+                DataError::from_io(&path, source, |path| DataError::MissingImageSet { path })
             })?;
             let before = images.len();
             images.extend(
