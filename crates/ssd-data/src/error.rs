@@ -46,6 +46,30 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
+    /// An image whose decoded size differs from its annotation's `<size>`.
+    #[error(
+        "{}: image is {}x{} but {} says {}x{}",
+        image.display(), image_size[0], image_size[1], annotation.display(),
+        annotation_size[0], annotation_size[1]
+    )]
+    SizeMismatch {
+        /// The image file.
+        image: PathBuf,
+        /// The annotation file.
+        annotation: PathBuf,
+        /// Decoded width and height.
+        image_size: [u32; 2],
+        /// Width and height in the annotation.
+        annotation_size: [u32; 2],
+    },
+    /// Ground truth that cannot be matched to the priors (should not happen after sanitising).
+    #[error("{}: cannot encode targets: {source}", path.display())]
+    Encoding {
+        /// The image whose ground truth failed.
+        path: PathBuf,
+        /// The geometry error.
+        source: ssd_core::CoreError,
+    },
     /// Any other I/O failure.
     #[error("{}: {source}", path.display())]
     Io {

@@ -1,0 +1,405 @@
+//! A synthetic dataset in VOC format: coloured shapes on textured backgrounds.
+//!
+//! [`write_synthetic`] writes a complete VOC root (`JPEGImages/`, `Annotations/`,
+//! `ImageSets/Main/trainval.txt` and `test.txt`, and `classes.txt` with one class per line) that
+//! [`VocDataset`](crate::VocDataset) reads like any other. Tests, benches and the quickstart use
+//! it, so it is seeded and deterministic: the same config writes the same bytes.
+//!
+//! Each image has 1-6 objects (by default) of the classes in [`SYNTHETIC_CLASSES`], with sizes
+//! from a few pixels to most of the image. Objects may run over the border (their box is then the
+//! visible part and `<truncated>` is 1); objects whose visible box is under
+//! [`SyntheticConfig::difficult_below`] pixels on a side are marked `<difficult>`. Boxes are the
+//! exact extent of the drawn pixels.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+
+use crate::{DataError, SampleRng};
+
+/// The classes of the synthetic dataset, in label order (label 1 is `circle`).
+pub const SYNTHETIC_CLASSES: [&str; 5] = ["circle", "square", "triangle", "ring", "cross"];
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticConfig {
+    /// Seed of everything drawn.
+    pub seed: u64,
+    /// Images in `trainval.txt`.
+    pub train_images: usize,
+    /// Images in `test.txt`.
+    pub test_images: usize,
+    /// Image width range in pixels (inclusive).
+    pub width: [u32; 2],
+    /// Image height range in pixels (inclusive).
+    pub height: [u32; 2],
+    /// Objects per image (inclusive range).
+    pub objects: [usize; 2],
+    /// Object size range as a fraction of the image's shorter side (log-uniform).
+    pub object_size: [f64; 2],
+    /// Probability that an object is placed so that it runs over the border.
+    pub truncated_probability: f64,
+    /// Objects whose visible box is smaller than this many pixels on a side are `difficult`.
+    pub difficult_below: u32,
+    /// JPEG quality (1-100).
+    pub jpeg_quality: u8,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            train_images: 800,
+            test_images: 200,
+            width: [300, 500],
+            height: [300, 500],
+            objects: [1, 6],
+            object_size: [0.05, 0.6],
+            truncated_probability: 0.15,
+            difficult_below: 12,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+/// What [`write_synthetic`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticSummary {
+    /// The VOC root written.
+    pub root: PathBuf,
+    /// The class-list file (`classes.txt` in the root).
+    pub class_file: PathBuf,
+    /// Images written.
+    pub images: usize,
+    /// Objects written.
+    pub objects: usize,
+    /// Of those, marked truncated.
+    pub truncated: usize,
+    /// Of those, marked difficult.
+    pub difficult: usize,
+}
+
+/// One drawn object, in 0-based inclusive pixel coordinates.
+#[derive(Debug, Clone, PartialEq)]
+struct DrawnObject {
+    class: usize,
+    bbox: [u32; 4],
+    truncated: bool,
+    difficult: bool,
+}
+
+/// Writes the dataset under `root` (created if needed; existing files of the same names are
+/// replaced). Image ids are `000001`, `000002`, ...; the first `train_images` form `trainval`.
+pub fn write_synthetic(
+    root: &Path,
+    config: &SyntheticConfig,
+) -> Result<SyntheticSummary, DataError> {
+    let dirs = [
+        root.join("JPEGImages"),
+        root.join("Annotations"),
+        root.join("ImageSets").join("Main"),
+    ];
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let total = config.train_images + config.test_images;
+    let ids: Vec<String> = (1..=total).map(|i| format!("{i:06}")).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = total.div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<Vec<DrawnObject>>, DataError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, chunk_ids)| {
+                scope.spawn(move || {
+                    chunk_ids
+                        .iter()
+                        .enumerate()
+                        .map(|(k, id)| write_one(root, id, (c * chunk + k) as u64, config))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    let mut summary = SyntheticSummary {
+        root: root.to_owned(),
+        class_file: root.join("classes.txt"),
+        images: total,
+        objects: 0,
+        truncated: 0,
+        difficult: 0,
+    };
+    for objects in results {
+        for o in objects?.iter().flatten() {
+            summary.objects += 1;
+            summary.truncated += usize::from(o.truncated);
+            summary.difficult += usize::from(o.difficult);
+        }
+    }
+    let (train, test) = ids.split_at(config.train_images);
+    let list = |ids: &[String]| ids.iter().map(|id| format!("{id}\n")).collect::<String>();
+    write_file(&dirs[2].join("trainval.txt"), list(train).as_bytes())?;
+    write_file(&dirs[2].join("test.txt"), list(test).as_bytes())?;
+    let classes: String = SYNTHETIC_CLASSES.iter().map(|c| format!("{c}\n")).collect();
+    write_file(&summary.class_file, classes.as_bytes())?;
+    Ok(summary)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    std::fs::write(path, bytes).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_one(
+    root: &Path,
+    id: &str,
+    index: u64,
+    config: &SyntheticConfig,
+) -> Result<Vec<DrawnObject>, DataError> {
+    let mut rng = SampleRng::for_sample(config.seed, u64::MAX, index);
+    let (image, objects) = draw_image(config, &mut rng);
+    let image_path = root.join("JPEGImages").join(format!("{id}.jpg"));
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(
+        &mut bytes,
+        config.jpeg_quality.clamp(1, 100),
+    )
+    .encode_image(&image)
+    .map_err(|e| DataError::Io {
+        path: image_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_file(&image_path, &bytes)?;
+    let xml = annotation_xml(id, image.width(), image.height(), &objects);
+    write_file(
+        &root.join("Annotations").join(format!("{id}.xml")),
+        xml.as_bytes(),
+    )?;
+    Ok(objects)
+}
+
+fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<DrawnObject>) {
+    let pick = |rng: &mut SampleRng, [lo, hi]: [u32; 2]| {
+        lo + rng.below((hi.saturating_sub(lo) + 1) as usize) as u32
+    };
+    let width = pick(rng, config.width).max(1);
+    let height = pick(rng, config.height).max(1);
+    let mut image = background(width, height, rng);
+    let [min_objects, max_objects] = config.objects;
+    let count = min_objects + rng.below(max_objects.saturating_sub(min_objects) + 1);
+    let short = f64::from(width.min(height));
+    let mut placed: Vec<[f64; 4]> = Vec::new();
+    let mut objects = Vec::new();
+    for _ in 0..count {
+        let class = rng.below(SYNTHETIC_CLASSES.len());
+        let colour = object_colour(rng);
+        // Up to 20 tries to find a place that does not cover earlier objects too much.
+        for _ in 0..20 {
+            let [lo, hi] = config.object_size;
+            let size = short * (lo.ln() + (hi.ln() - lo.ln()) * rng.unit()).exp();
+            let aspect = rng.uniform(0.75, 1.33);
+            let (bw, bh) = (
+                (size * aspect.sqrt()).max(3.0),
+                (size / aspect.sqrt()).max(3.0),
+            );
+            let run_over = rng.chance(config.truncated_probability);
+            let (x0, y0) = if run_over {
+                (
+                    rng.uniform(-bw * 0.5, f64::from(width) - bw * 0.5),
+                    rng.uniform(-bh * 0.5, f64::from(height) - bh * 0.5),
+                )
+            } else {
+                (
+                    rng.uniform(0.0, (f64::from(width) - bw).max(0.0)),
+                    rng.uniform(0.0, (f64::from(height) - bh).max(0.0)),
+                )
+            };
+            let candidate = [x0, y0, x0 + bw, y0 + bh];
+            if placed
+                .iter()
+                .any(|p| overlap_fraction(p, &candidate) > 0.25)
+            {
+                continue;
+            }
+            if let Some(bbox) = draw_shape(&mut image, class, candidate, colour) {
+                let full = x0 >= 0.0
+                    && y0 >= 0.0
+                    && x0 + bw <= f64::from(width)
+                    && y0 + bh <= f64::from(height);
+                let (vw, vh) = (bbox[2] - bbox[0] + 1, bbox[3] - bbox[1] + 1);
+                placed.push(candidate);
+                objects.push(DrawnObject {
+                    class,
+                    bbox,
+                    truncated: !full,
+                    difficult: vw.min(vh) < config.difficult_below,
+                });
+            }
+            break;
+        }
+    }
+    (image, objects)
+}
+
+/// Intersection over the smaller box's area: high when one box mostly hides the other.
+fn overlap_fraction(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: &[f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    w * h / area(a).min(area(b)).max(1e-9)
+}
+
+fn background(width: u32, height: u32, rng: &mut SampleRng) -> RgbImage {
+    let base: [f64; 3] = std::array::from_fn(|_| rng.uniform(60.0, 200.0));
+    let tint: [f64; 3] = std::array::from_fn(|_| rng.uniform(-50.0, 50.0));
+    let (fx, fy) = (rng.uniform(0.005, 0.08), rng.uniform(0.005, 0.08));
+    let (px, py) = (rng.uniform(0.0, 6.3), rng.uniform(0.0, 6.3));
+    let mut noise = SampleRng::new(rng.next_u64());
+    RgbImage::from_fn(width, height, |x, y| {
+        let wave = (f64::from(x) * fx + px).sin() * (f64::from(y) * fy + py).cos();
+        let grain = noise.uniform(-12.0, 12.0);
+        Rgb(std::array::from_fn(|c| {
+            (base[c] + tint[c] * wave + grain).clamp(0.0, 255.0) as u8
+        }))
+    })
+}
+
+fn object_colour(rng: &mut SampleRng) -> [u8; 3] {
+    // A saturated colour: one channel high, one low, one anywhere.
+    let mut c = [
+        rng.uniform(180.0, 255.0),
+        rng.uniform(0.0, 70.0),
+        rng.uniform(0.0, 255.0),
+    ];
+    // Shuffle channels.
+    for i in (1..3).rev() {
+        c.swap(i, rng.below(i + 1));
+    }
+    c.map(|v| v as u8)
+}
+
+/// Whether the point `(u, v)` in the unit square (the shape's box) is inside shape `class`.
+fn inside(class: usize, u: f64, v: f64) -> bool {
+    let (dx, dy) = (2.0 * u - 1.0, 2.0 * v - 1.0);
+    let r2 = dx * dx + dy * dy;
+    match class {
+        0 => r2 <= 1.0,
+        1 => true,
+        2 => (u - 0.5).abs() <= v * 0.5,
+        3 => (0.36..=1.0).contains(&r2),
+        _ => (u - 0.5).abs() <= 0.17 || (v - 0.5).abs() <= 0.17,
+    }
+}
+
+/// Draws the shape whose box is `rect` (continuous pixels) over pixels whose centre is inside it;
+/// returns the 0-based inclusive extent of the drawn pixels, `None` if none was drawn.
+fn draw_shape(
+    image: &mut RgbImage,
+    class: usize,
+    rect: [f64; 4],
+    colour: [u8; 3],
+) -> Option<[u32; 4]> {
+    let (w, h) = (f64::from(image.width()), f64::from(image.height()));
+    let first = |lo: f64| (lo - 0.5).ceil().max(0.0) as u32;
+    let last = |hi: f64, size: f64| ((hi - 0.5).floor().min(size - 1.0)).max(-1.0) as i64;
+    let (x_first, y_first) = (first(rect[0]), first(rect[1]));
+    let (x_last, y_last) = (last(rect[2], w), last(rect[3], h));
+    let mut extent: Option<[u32; 4]> = None;
+    for y in y_first..=u32::try_from(y_last).ok()? {
+        let v = (f64::from(y) + 0.5 - rect[1]) / (rect[3] - rect[1]);
+        for x in x_first..=u32::try_from(x_last).ok()? {
+            let u = (f64::from(x) + 0.5 - rect[0]) / (rect[2] - rect[0]);
+            if inside(class, u, v) {
+                image.put_pixel(x, y, Rgb(colour));
+                extent = Some(match extent {
+                    None => [x, y, x, y],
+                    Some(e) => [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)],
+                });
+            }
+        }
+    }
+    extent
+}
+
+fn annotation_xml(id: &str, width: u32, height: u32, objects: &[DrawnObject]) -> String {
+    let mut xml = String::new();
+    let _ = write!(
+        xml,
+        "<annotation>\n\t<folder>synthetic</folder>\n\t<filename>{id}.jpg</filename>\n\
+         \t<source><database>ssd synthetic shapes</database></source>\n\
+         \t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n\t\t<depth>3</depth>\n\t</size>\n\
+         \t<segmented>0</segmented>\n"
+    );
+    for o in objects {
+        // VOC boxes are 1-based inclusive.
+        let [x0, y0, x1, y1] = o.bbox.map(|v| v + 1);
+        let _ = write!(
+            xml,
+            "\t<object>\n\t\t<name>{}</name>\n\t\t<pose>Unspecified</pose>\n\
+             \t\t<truncated>{}</truncated>\n\t\t<difficult>{}</difficult>\n\
+             \t\t<bndbox>\n\t\t\t<xmin>{x0}</xmin>\n\t\t\t<ymin>{y0}</ymin>\n\
+             \t\t\t<xmax>{x1}</xmax>\n\t\t\t<ymax>{y1}</ymax>\n\t\t</bndbox>\n\t</object>\n",
+            SYNTHETIC_CLASSES[o.class],
+            u8::from(o.truncated),
+            u8::from(o.difficult),
+        );
+    }
+    xml.push_str("</annotation>\n");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_fill_their_boxes_and_report_the_drawn_extent() {
+        let mut image = RgbImage::new(40, 40);
+        let bbox = draw_shape(&mut image, 1, [10.0, 5.0, 20.0, 25.0], [255, 0, 0]);
+        assert_eq!(bbox, Some([10, 5, 19, 24]));
+        assert_eq!(image.get_pixel(10, 5).0, [255, 0, 0]);
+        assert_eq!(image.get_pixel(20, 5).0, [0, 0, 0]);
+        // A shape mostly outside the image is clipped to it.
+        let bbox = draw_shape(&mut image, 0, [-10.0, -10.0, 10.0, 10.0], [0, 255, 0]);
+        assert_eq!(bbox.map(|b| [b[0], b[1]]), Some([0, 0]));
+        // Entirely outside: nothing drawn.
+        assert_eq!(
+            draw_shape(&mut image, 0, [50.0, 50.0, 60.0, 60.0], [0, 0, 255]),
+            None
+        );
+    }
+
+    #[test]
+    fn every_class_draws_something_distinct() {
+        let masks: Vec<Vec<bool>> = (0..SYNTHETIC_CLASSES.len())
+            .map(|class| {
+                let mut image = RgbImage::new(32, 32);
+                draw_shape(&mut image, class, [0.0, 0.0, 32.0, 32.0], [255, 255, 255]);
+                image.pixels().map(|p| p.0[0] > 0).collect()
+            })
+            .collect();
+        for i in 0..masks.len() {
+            assert!(masks[i].iter().any(|&m| m));
+            for j in 0..i {
+                assert_ne!(
+                    masks[i], masks[j],
+                    "{} vs {}",
+                    SYNTHETIC_CLASSES[i], SYNTHETIC_CLASSES[j]
+                );
+            }
+        }
+    }
+}
