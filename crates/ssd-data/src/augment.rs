@@ -547,58 +547,74 @@ impl PhotometricPlan {
             (Some(c), false) => (1.0, c),
             (None, _) => (1.0, 1.0),
         };
+        // Brightness and the first contrast act on each channel alone: a table over u8 inputs.
+        let pre: [f32; 256] = std::array::from_fn(|v| {
+            ((v as f32 + brightness).clamp(0.0, 255.0) * before).clamp(0.0, 255.0)
+        });
+        // Round half up; `f32::round` is a libm call on baseline x86-64, and this runs per value.
+        let finish = |v: f32| ((v * after).clamp(0.0, 255.0) + 0.5) as u8;
+        if !hsv {
+            let table: [u8; 256] = pre.map(finish);
+            for v in image.as_mut() {
+                *v = table[usize::from(*v)];
+            }
+            return;
+        }
         let saturation = self.saturation.unwrap_or(1.0);
-        let hue = self.hue.unwrap_or(0.0);
+        let hue_sectors = self.hue.unwrap_or(0.0) / 60.0;
         for p in image.as_mut().chunks_exact_mut(3) {
-            let mut rgb = [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
-            for v in &mut rgb {
-                *v = ((*v + brightness).clamp(0.0, 255.0) * before).clamp(0.0, 255.0);
-            }
-            if hsv {
-                let [h, s, v] = rgb_to_hsv(rgb);
-                let h = (h + hue).rem_euclid(360.0);
-                let s = (s * saturation).clamp(0.0, 1.0);
-                rgb = hsv_to_rgb([h, s, v]);
-            }
+            let rgb = [
+                pre[usize::from(p[0])],
+                pre[usize::from(p[1])],
+                pre[usize::from(p[2])],
+            ];
+            let rgb = rotate_hue_scale_saturation(rgb, hue_sectors, saturation);
             for (out, v) in p.iter_mut().zip(rgb) {
-                *out = (v * after).clamp(0.0, 255.0).round() as u8;
+                *out = finish(v);
             }
         }
     }
 }
 
-/// RGB in `[0, 255]` to HSV with hue in degrees `[0, 360)`, saturation `[0, 1]`, value `[0, 255]`.
-fn rgb_to_hsv([r, g, b]: [f32; 3]) -> [f32; 3] {
+/// In HSV (value = max channel, saturation = (max - min) / max): adds `hue_sectors` (degrees / 60)
+/// to the hue, multiplies the saturation by `saturation` (capped at 1), keeps the value. Written
+/// without the conversion's divisions and `fmod`s, since it runs for every pixel.
+fn rotate_hue_scale_saturation(rgb: [f32; 3], hue_sectors: f32, saturation: f32) -> [f32; 3] {
+    let [r, g, b] = rgb;
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let delta = max - min;
     if delta <= 0.0 {
-        return [0.0, 0.0, max];
+        return rgb;
     }
-    let h = if max == r {
-        60.0 * ((g - b) / delta)
+    // Hue in sectors [0, 6).
+    let mut h = if max == r {
+        (g - b) / delta
     } else if max == g {
-        60.0 * ((b - r) / delta) + 120.0
+        (b - r) / delta + 2.0
     } else {
-        60.0 * ((r - g) / delta) + 240.0
+        (r - g) / delta + 4.0
+    } + hue_sectors;
+    if h < 0.0 {
+        h += 6.0;
+    }
+    if h >= 6.0 {
+        h -= 6.0;
+    }
+    // Chroma after scaling the saturation (s * v = delta), at most the value.
+    let c = (delta * saturation).min(max);
+    let m = max - c;
+    let sector = (h as u32).min(5);
+    let f = h - sector as f32;
+    let (up, down) = (c * f, c * (1.0 - f));
+    let (r, g, b) = match sector {
+        0 => (c, up, 0.0),
+        1 => (down, c, 0.0),
+        2 => (0.0, c, up),
+        3 => (0.0, down, c),
+        4 => (up, 0.0, c),
+        _ => (c, 0.0, down),
     };
-    [h.rem_euclid(360.0), delta / max, max]
-}
-
-/// The inverse of [`rgb_to_hsv`].
-fn hsv_to_rgb([h, s, v]: [f32; 3]) -> [f32; 3] {
-    let c = v * s;
-    let hp = h / 60.0;
-    let x = c * (1.0 - (hp.rem_euclid(2.0) - 1.0).abs());
-    let (r, g, b) = match hp as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let m = v - c;
     [r + m, g + m, b + m]
 }
 
@@ -607,24 +623,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hsv_round_trips() {
-        for rgb in [
+    fn hue_and_saturation_steps() {
+        let colours = [
             [0.0, 0.0, 0.0],
             [255.0, 0.0, 0.0],
             [10.0, 200.0, 30.0],
             [12.0, 34.0, 250.0],
             [128.0, 128.0, 128.0],
             [255.0, 255.0, 1.0],
-        ] {
-            let back = hsv_to_rgb(rgb_to_hsv(rgb));
-            for (a, b) in rgb.iter().zip(back) {
-                assert!((a - b).abs() < 1e-3, "{rgb:?} -> {back:?}");
-            }
+            [200.0, 50.0, 120.0],
+        ];
+        let close = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3);
+        for rgb in colours {
+            // No change, and a full turn, are the identity.
+            assert!(
+                close(rotate_hue_scale_saturation(rgb, 0.0, 1.0), rgb),
+                "{rgb:?}"
+            );
+            assert!(
+                close(rotate_hue_scale_saturation(rgb, 6.0 - 1e-6, 1.0), rgb),
+                "{rgb:?}"
+            );
+            // Rotating there and back is the identity.
+            let there = rotate_hue_scale_saturation(rgb, 1.3, 1.0);
+            assert!(
+                close(rotate_hue_scale_saturation(there, -1.3, 1.0), rgb),
+                "{rgb:?}"
+            );
+            // Saturation 0 gives grey at the value (the max channel).
+            let max = rgb[0].max(rgb[1]).max(rgb[2]);
+            assert!(
+                close(rotate_hue_scale_saturation(rgb, 0.7, 0.0), [max; 3]),
+                "{rgb:?}"
+            );
         }
-        // Pure red rotated by 120 degrees is pure green.
-        let [h, s, v] = rgb_to_hsv([255.0, 0.0, 0.0]);
-        let g = hsv_to_rgb([h + 120.0, s, v]);
-        assert!((g[0]).abs() < 1e-3 && (g[1] - 255.0).abs() < 1e-3 && g[2].abs() < 1e-3);
+        // Pure red turned by 120 degrees is pure green, by -120 pure blue.
+        assert!(close(
+            rotate_hue_scale_saturation([255.0, 0.0, 0.0], 2.0, 1.0),
+            [0.0, 255.0, 0.0]
+        ));
+        assert!(close(
+            rotate_hue_scale_saturation([255.0, 0.0, 0.0], -2.0, 1.0),
+            [0.0, 0.0, 255.0]
+        ));
+        // Half saturation of (200, 100, 0): value 200, chroma 100 -> (200, 150, 100).
+        assert!(close(
+            rotate_hue_scale_saturation([200.0, 100.0, 0.0], 0.0, 0.5),
+            [200.0, 150.0, 100.0]
+        ));
+        // Saturation cannot exceed 1: doubling (200, 100, 0)'s chroma caps at the value.
+        assert!(close(
+            rotate_hue_scale_saturation([200.0, 100.0, 50.0], 0.0, 3.0),
+            [200.0, 0.0 + 66.666_67, 0.0]
+        ));
     }
 
     #[test]
