@@ -1,10 +1,11 @@
-//! `ssd`: the command line of the SSD detector. Today: `ssd backends`; `train`, `detect`, `eval`
-//! and `quickstart` come with later issues.
+//! `ssd`: the command line of the SSD detector. Today: `ssd backends` and `ssd eval` on result
+//! files; `train`, `detect`, model evaluation and `quickstart` come with later issues.
 
 use anyhow::Context;
 use burn::tensor::Tensor;
 use clap::{Parser, Subcommand};
 use ssd_cli::backend::{ALL_BACKENDS, Backend};
+use ssd_cli::eval::{EvalArgs, eval_results};
 
 /// SSD (Single Shot MultiBox Detector) on Burn.
 #[derive(Debug, Parser)]
@@ -22,11 +23,22 @@ enum Command {
         #[arg(long, value_enum)]
         backend: Option<Backend>,
     },
+    /// VOC mAP of devkit result files (`comp4_det_test_<class>.txt`) against an image set.
+    Eval(EvalArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Backends { backend } => backends(backend),
+        Command::Eval(args) => eval_results(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, no backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

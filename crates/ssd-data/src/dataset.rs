@@ -66,8 +66,27 @@ impl VocDataset {
     /// Opens `ImageSets/Main/<image_set>.txt` under each root (e.g. `VOC2007` and `VOC2012` with
     /// `trainval`), reading class names against `classes`.
     pub fn open(roots: &[PathBuf], image_set: &str, classes: ClassList) -> Result<Self, DataError> {
+        Self::open_checked(roots, image_set, classes, true)
+    }
+
+    /// Like [`VocDataset::open`] but without checking that the image files exist: for evaluating
+    /// result files against annotations alone. [`VocDataset::load`] still needs the images.
+    pub fn open_annotations(
+        roots: &[PathBuf],
+        image_set: &str,
+        classes: ClassList,
+    ) -> Result<Self, DataError> {
+        Self::open_checked(roots, image_set, classes, false)
+    }
+
+    fn open_checked(
+        roots: &[PathBuf],
+        image_set: &str,
+        classes: ClassList,
+        check_images: bool,
+    ) -> Result<Self, DataError> {
         let set = ImageSet::read(roots, image_set)?;
-        let annotations = parse_all(&set, &classes)?;
+        let annotations = parse_all(&set, &classes, check_images)?;
         let mut report = DatasetReport {
             images: set.len(),
             ..DatasetReport::default()
@@ -172,15 +191,20 @@ impl VocDataset {
     }
 }
 
-/// Parses every annotation of `set` on all cores, and checks each image file exists. The first
+/// Parses every annotation of `set` on all cores, and (if asked) checks each image file exists. The first
 /// error in image-set order wins, so the message does not depend on thread timing.
-fn parse_all(set: &ImageSet, classes: &ClassList) -> Result<Vec<Annotation>, DataError> {
+fn parse_all(
+    set: &ImageSet,
+    classes: &ClassList,
+    check_images: bool,
+) -> Result<Vec<Annotation>, DataError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = set.len().div_ceil(threads).max(1);
     let parse_one = |image: &ImageRef| -> Result<Annotation, DataError> {
         let annotation = Annotation::from_file(&set.annotation_path(image), classes)?;
-        let image_path = set.image_path(image);
-        check_exists(&image_path)?;
+        if check_images {
+            check_exists(&set.image_path(image))?;
+        }
         Ok(annotation)
     };
     let results: Vec<Result<Vec<Annotation>, DataError>> = std::thread::scope(|scope| {

@@ -100,7 +100,7 @@ pub fn read_results(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = files.len().div_ceil(threads).max(1);
     let shared: &VocEvaluator = evaluator;
-    let parsed: Vec<Result<Vec<(u32, f64, PixelBox)>, EvalError>> = std::thread::scope(|scope| {
+    let parsed: Vec<Result<Vec<ParsedLine>, EvalError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|paths| {
@@ -133,10 +133,10 @@ pub fn read_results(
     Ok(count)
 }
 
-fn parse_file(
-    evaluator: &VocEvaluator,
-    path: &Path,
-) -> Result<Vec<(u32, f64, PixelBox)>, EvalError> {
+/// One parsed result line: image index, score, box.
+type ParsedLine = (u32, f64, PixelBox);
+
+fn parse_file(evaluator: &VocEvaluator, path: &Path) -> Result<Vec<ParsedLine>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
         path: path.to_owned(),
         source,

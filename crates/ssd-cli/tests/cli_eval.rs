@@ -1,0 +1,180 @@
+//! `ssd eval` on result files, run as the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ssd-cli-eval-{}-{tag}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    dir
+}
+
+/// A two-image VOC root with a class list of two classes (annotations only: eval needs no images).
+fn voc_root(dir: &Path) {
+    std::fs::create_dir_all(dir.join("Annotations")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("ImageSets/Main")).expect("mkdir");
+    std::fs::write(dir.join("ImageSets/Main/test.txt"), "000001\n000002\n").expect("write");
+    std::fs::write(dir.join("classes.txt"), "cat\ndog\n").expect("write");
+    let object = |name: &str, b: [u32; 4], difficult: u8| {
+        format!(
+            "<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
+            b[0], b[1], b[2], b[3]
+        )
+    };
+    let annotation = |objects: String| {
+        format!(
+            "<annotation><size><width>100</width><height>100</height><depth>3</depth></size>{objects}</annotation>"
+        )
+    };
+    std::fs::write(
+        dir.join("Annotations/000001.xml"),
+        annotation(object("cat", [1, 1, 50, 50], 0) + &object("dog", [60, 60, 90, 90], 0)),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("Annotations/000002.xml"),
+        annotation(object("cat", [10, 10, 40, 40], 0) + &object("dog", [5, 5, 20, 20], 1)),
+    )
+    .expect("write");
+}
+
+fn ssd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ssd"))
+        .args(args)
+        .output()
+        .expect("run ssd")
+}
+
+#[test]
+fn evaluates_result_files_as_table_and_json() {
+    let dir = temp_dir("ok");
+    voc_root(&dir);
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).expect("mkdir");
+    // Cats: one hit per image, plus a duplicate in 000001 ranked last. Dogs: one hit, one miss.
+    std::fs::write(
+        results.join("comp4_det_test_cat.txt"),
+        "000001 0.9 1 1 50 50\n000002 0.8 10 10 40 40\n000001 0.1 2 2 50 50\n",
+    )
+    .expect("write");
+    std::fs::write(
+        results.join("comp4_det_test_dog.txt"),
+        "000001 0.3 1 1 20 20\n000001 0.7 60 60 90 90\n",
+    )
+    .expect("write");
+    let (root, res, classes) = (
+        dir.to_str().expect("utf8"),
+        results.to_str().expect("utf8"),
+        dir.join("classes.txt"),
+    );
+    let classes = classes.to_str().expect("utf8");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--detections",
+        res,
+        "--classes",
+        classes,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    // Cat: recall 0.5, 1, 1 at precision 1, 1, 2/3 -> AP 1. Dog: hit first -> AP 1 (the miss
+    // ranks after it). mAP 1.
+    assert!(
+        (json["ap"]["cat"].as_f64().expect("cat") - 1.0).abs() < 1e-12,
+        "{json}"
+    );
+    assert!(
+        (json["ap"]["dog"].as_f64().expect("dog") - 1.0).abs() < 1e-12,
+        "{json}"
+    );
+    assert_eq!(json["metric"], "voc07");
+
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--detections",
+        res,
+        "--classes",
+        classes,
+        "--metric",
+        "area",
+    ]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("cat") && table.contains("mAP") && table.contains("area"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_file_and_a_failure_exit() {
+    let dir = temp_dir("bad");
+    voc_root(&dir);
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).expect("mkdir");
+    std::fs::write(
+        results.join("comp4_det_test_cat.txt"),
+        "000001 0.9 1 1 50 50\n000001 0.9 1 1 50\n",
+    )
+    .expect("write");
+    let (root, res) = (dir.to_str().expect("utf8"), results.to_str().expect("utf8"));
+    let classes = dir.join("classes.txt");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--detections",
+        res,
+        "--classes",
+        classes.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("comp4_det_test_cat.txt:2"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+
+    // A missing image set names the file.
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--datanames",
+        "val",
+        "--detections",
+        res,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("val.txt") && err.contains("image set not found"),
+        "{err}"
+    );
+
+    // A bad flag value is a usage error from clap (exit code 2).
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--detections",
+        res,
+        "--metric",
+        "map",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metric"));
+    std::fs::remove_dir_all(dir).ok();
+}
