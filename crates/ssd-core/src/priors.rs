@@ -13,7 +13,7 @@ use crate::{CenterBox, CoreError};
 /// aspect ratio `r`: `(s * sqrt r, s / sqrt r)` and `(s / sqrt r, s * sqrt r)`. This is the order of
 /// amdegroot's `PriorBox`, lufficc's `PriorBox` and the Caffe original, so their head weights line
 /// up with these priors.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PriorConfig {
     /// Side of the square network input, in pixels (300 for SSD300).
     pub image_size: u32,

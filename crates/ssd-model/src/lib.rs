@@ -2,9 +2,33 @@
 //! SSD512 and a small CPU preset), the MultiBox loss, post-processing to detections, PyTorch
 //! weight import and native checkpoints.
 //!
-//! Today this crate holds only [`reduce`], reductions that stay exact on every backend (the
-//! MultiBox loss will sum far more values than burn-wgpu sums correctly on Mesa's software
-//! renderers); the network, loss and weights come with the ssd-model issue. Like every library
-//! crate of `ssd`, it enables no Burn backend: callers pass a `Device`.
+//! Like every library crate of `ssd`, it enables no Burn backend: callers pass a `Device`.
+//!
+//! Shapes: images `[N, 3, S, S]` (RGB minus the mean, `S` = 300 for SSD300), `loc [N, P, 4]`
+//! (encoded offsets, variances 0.1/0.2), `conf [N, P, C]` (logits, class 0 background), `P`
+//! priors in [`ssd_core::PriorConfig::priors`] order.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use ssd_model::SsdConfig;
+//!
+//! # fn main() -> Result<(), ssd_model::ModelError> {
+//! let device = Device::default();
+//! let config = SsdConfig::small(6); // 5 classes + background
+//! let model = config.init(&device)?;
+//! let images = Tensor::<4>::zeros([2, 3, 160, 160], &device);
+//! let (loc, conf) = model.forward(images);
+//! assert_eq!(loc.dims(), [2, config.num_priors(), 4]);
+//! assert_eq!(conf.dims(), [2, config.num_priors(), 6]);
+//! # Ok(())
+//! # }
+//! ```
 
+mod config;
+mod error;
+mod model;
 pub mod reduce;
+
+pub use config::{ExtraConv, SsdConfig, VggConfig};
+pub use error::ModelError;
+pub use model::{L2NORM_EPS, L2Norm, Ssd};

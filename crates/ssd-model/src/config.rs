@@ -1,0 +1,312 @@
+//! Network configuration: [`SsdConfig`] and its presets.
+
+use burn::config::Config;
+use serde::{Deserialize, Serialize};
+use ssd_core::PriorConfig;
+
+use crate::ModelError;
+
+/// The VGG base: conv blocks separated by 2x2 max-pools, then pool5 (3x3, stride 1, pad 1), the
+/// dilated conv6 (fc6) and the 1x1 conv7 (fc7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VggConfig {
+    /// Output channels of each 3x3 conv, block by block (VGG16: 64,64 | 128,128 | 256x3 | 512x3 |
+    /// 512x3).
+    pub blocks: Vec<Vec<usize>>,
+    /// The block whose 2x2 pool uses ceil mode (VGG16 in SSD: the third, index 2, so that conv4_3
+    /// is 38x38 at 300 px).
+    pub ceil_pool_block: usize,
+    /// The block whose last conv is the first source (with L2Norm): conv4_3, index 3.
+    pub source_block: usize,
+    /// Channels of conv6 and conv7 (1024).
+    pub fc_channels: usize,
+    /// Dilation (and padding) of conv6 (6).
+    pub fc_dilation: usize,
+}
+
+impl VggConfig {
+    /// VGG16 as SSD uses it.
+    pub fn vgg16() -> Self {
+        Self {
+            blocks: vec![
+                vec![64, 64],
+                vec![128, 128],
+                vec![256, 256, 256],
+                vec![512, 512, 512],
+                vec![512, 512, 512],
+            ],
+            ceil_pool_block: 2,
+            source_block: 3,
+            fc_channels: 1024,
+            fc_dilation: 6,
+        }
+    }
+
+    /// Number of convs before conv6 (13 for VGG16).
+    pub fn num_block_convs(&self) -> usize {
+        self.blocks.iter().map(Vec::len).sum()
+    }
+}
+
+/// One conv of the extra layers (after conv7). Extras come in pairs; the output of each pair's
+/// second conv is a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraConv {
+    /// Output channels.
+    pub channels: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side.
+    pub padding: usize,
+}
+
+impl ExtraConv {
+    /// `ExtraConv { channels, kernel, stride, padding }`.
+    pub const fn new(channels: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            channels,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+}
+
+/// Everything that defines an SSD network. Build with a preset ([`SsdConfig::ssd300`],
+/// [`SsdConfig::ssd512`], [`SsdConfig::small`]) and [`SsdConfig::init`].
+#[derive(Config, Debug)]
+pub struct SsdConfig {
+    /// Classes including background (21 for VOC).
+    pub num_classes: usize,
+    /// The VGG base.
+    pub vgg: VggConfig,
+    /// Extra layers, in pairs (`1x1` reduce, `3x3` source).
+    pub extras: Vec<ExtraConv>,
+    /// The priors; one level per source, and the heads' box counts follow from it.
+    pub priors: PriorConfig,
+    /// Initial L2Norm scale on conv4_3 (20).
+    #[config(default = 20.0)]
+    pub l2norm_scale: f64,
+}
+
+impl SsdConfig {
+    /// SSD300 (the paper's VOC model): VGG16, extras conv8-conv11, 8732 priors.
+    pub fn ssd300(num_classes: usize) -> Self {
+        let extras = vec![
+            ExtraConv::new(256, 1, 1, 0),
+            ExtraConv::new(512, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 1, 0),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 1, 0),
+        ];
+        Self::new(
+            num_classes,
+            VggConfig::vgg16(),
+            extras,
+            PriorConfig::ssd300_voc(),
+        )
+    }
+
+    /// SSD512: VGG16, extras conv8-conv12 (conv12_2 a 4x4 conv with padding 1), 24564 priors.
+    pub fn ssd512(num_classes: usize) -> Self {
+        let extras = vec![
+            ExtraConv::new(256, 1, 1, 0),
+            ExtraConv::new(512, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 3, 2, 1),
+            ExtraConv::new(128, 1, 1, 0),
+            ExtraConv::new(256, 4, 1, 1),
+        ];
+        Self::new(
+            num_classes,
+            VggConfig::vgg16(),
+            extras,
+            PriorConfig::ssd512_voc(),
+        )
+    }
+
+    /// A small CPU-friendly SSD for the quickstart and tests: the SSD300 topology with a VGG a
+    /// quarter as wide, 160-pixel input and five levels (20, 10, 5, 3, 1) of its own priors
+    /// (2,390 in all).
+    pub fn small(num_classes: usize) -> Self {
+        let vgg = VggConfig {
+            blocks: vec![
+                vec![16, 16],
+                vec![32, 32],
+                vec![64, 64, 64],
+                vec![128, 128, 128],
+                vec![128, 128, 128],
+            ],
+            ceil_pool_block: 2,
+            source_block: 3,
+            fc_channels: 256,
+            fc_dilation: 3,
+        };
+        let extras = vec![
+            ExtraConv::new(64, 1, 1, 0),
+            ExtraConv::new(128, 3, 2, 1),
+            ExtraConv::new(64, 1, 1, 0),
+            ExtraConv::new(128, 3, 2, 1),
+            ExtraConv::new(64, 1, 1, 0),
+            ExtraConv::new(128, 3, 1, 0),
+        ];
+        let priors = PriorConfig {
+            image_size: 160,
+            feature_maps: vec![20, 10, 5, 3, 1],
+            steps: vec![8.0, 16.0, 32.0, 160.0 / 3.0, 160.0],
+            min_sizes: vec![16.0, 40.0, 70.0, 100.0, 130.0],
+            max_sizes: vec![40.0, 70.0, 100.0, 130.0, 165.0],
+            aspect_ratios: vec![
+                vec![2.0],
+                vec![2.0, 3.0],
+                vec![2.0, 3.0],
+                vec![2.0],
+                vec![2.0],
+            ],
+            clip: true,
+        };
+        Self::new(num_classes, vgg, extras, priors)
+    }
+
+    /// Input side in pixels (the priors' `image_size`).
+    pub fn input_size(&self) -> usize {
+        self.priors.image_size as usize
+    }
+
+    /// Channels of each source: conv4_3, conv7, then every second extra.
+    pub fn source_channels(&self) -> Vec<usize> {
+        let conv4_3 = self.vgg.blocks[self.vgg.source_block]
+            .last()
+            .copied()
+            .unwrap_or(0);
+        let mut out = vec![conv4_3, self.vgg.fc_channels];
+        out.extend(self.extras.iter().skip(1).step_by(2).map(|e| e.channels));
+        out
+    }
+
+    /// Side of each source's feature map for the configured input size, from the layer
+    /// arithmetic (what the network will produce).
+    pub fn source_sizes(&self) -> Vec<usize> {
+        let mut size = self.input_size();
+        let mut out = Vec::new();
+        let last_block = self.vgg.blocks.len().saturating_sub(1);
+        for b in 0..self.vgg.blocks.len() {
+            if b == self.vgg.source_block {
+                out.push(size);
+            }
+            if b < last_block {
+                size = if b == self.vgg.ceil_pool_block {
+                    size.div_ceil(2)
+                } else {
+                    size / 2
+                };
+            }
+        }
+        // pool5 (3x3 s1 p1), conv6 (dilation d, padding d) and conv7 keep the size.
+        out.push(size);
+        for e in self.extras.iter().skip(1).step_by(2) {
+            size = (size + 2 * e.padding).saturating_sub(e.kernel) / e.stride + 1;
+            out.push(size);
+        }
+        // Reduce convs (every first extra) are 1x1 in all presets; account for others anyway.
+        out
+    }
+
+    /// Checks that the priors are valid and match the network: one level per source, each level's
+    /// feature map the size the layers produce.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.priors
+            .validate()
+            .map_err(|e| ModelError::Config(e.to_string()))?;
+        if self.num_classes < 2 {
+            return Err(ModelError::Config(format!(
+                "num_classes is {}; it counts the background, so it must be at least 2",
+                self.num_classes
+            )));
+        }
+        if self.extras.len() % 2 != 0 {
+            return Err(ModelError::Config(format!(
+                "extras come in pairs (reduce, source); got {}",
+                self.extras.len()
+            )));
+        }
+        if self.vgg.source_block >= self.vgg.blocks.len()
+            || self.vgg.blocks.iter().any(Vec::is_empty)
+        {
+            return Err(ModelError::Config(
+                "the VGG source block must exist and every block needs a conv".to_owned(),
+            ));
+        }
+        if self
+            .extras
+            .iter()
+            .step_by(2)
+            .any(|e| e.kernel != 1 || e.stride != 1 || e.padding != 0)
+        {
+            return Err(ModelError::Config(
+                "the first conv of each extra pair must be 1x1, stride 1, no padding".to_owned(),
+            ));
+        }
+        let sizes = self.source_sizes();
+        let maps: Vec<usize> = self
+            .priors
+            .feature_maps
+            .iter()
+            .map(|&m| m as usize)
+            .collect();
+        if sizes != maps {
+            return Err(ModelError::Config(format!(
+                "the network's sources are {sizes:?} cells at {} px but the priors expect {maps:?}",
+                self.input_size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of priors `P` (rows of `loc` and `conf`).
+    pub fn num_priors(&self) -> usize {
+        self.priors.num_priors()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_their_priors() {
+        for (config, priors, sizes) in [
+            (SsdConfig::ssd300(21), 8732, vec![38, 19, 10, 5, 3, 1]),
+            (SsdConfig::ssd512(21), 24564, vec![64, 32, 16, 8, 4, 2, 1]),
+            (SsdConfig::small(6), 2390, vec![20, 10, 5, 3, 1]),
+        ] {
+            config.validate().expect("preset is consistent");
+            assert_eq!(config.num_priors(), priors);
+            assert_eq!(config.source_sizes(), sizes);
+        }
+        assert_eq!(
+            SsdConfig::ssd300(21).source_channels(),
+            vec![512, 1024, 512, 256, 256, 256]
+        );
+    }
+
+    #[test]
+    fn mismatches_are_errors() {
+        let mut config = SsdConfig::ssd300(21);
+        config.priors.image_size = 320;
+        assert!(matches!(config.validate(), Err(ModelError::Config(m)) if m.contains("320 px")));
+        let mut config = SsdConfig::ssd300(21);
+        config.extras.pop();
+        assert!(config.validate().is_err());
+        assert!(SsdConfig::ssd300(1).validate().is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! The SSD network: VGG base, L2Norm, extra layers, multibox heads.
+
+use burn::module::{Module, Param};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::{ModelError, SsdConfig};
+
+/// Per-channel L2 normalisation with a learned scale (on conv4_3):
+/// `y = x / sqrt(sum_c x^2 + eps) * scale[c]`, the epsilon inside the square root as in Caffe
+/// (amdegroot adds it outside, which gives NaN gradients for an all-zero location).
+#[derive(Module, Debug)]
+pub struct L2Norm {
+    /// The scale, `[C]`, initialised to 20.
+    pub weight: Param<Tensor<1>>,
+}
+
+/// The epsilon of [`L2Norm`].
+pub const L2NORM_EPS: f64 = 1e-10;
+
+impl L2Norm {
+    /// Normalises `[N, C, H, W]` over `C`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let channels = self.weight.dims()[0];
+        let norm = x
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .add_scalar(L2NORM_EPS)
+            .sqrt();
+        let scale = self.weight.val().reshape([1, channels, 1, 1]);
+        x.div(norm).mul(scale)
+    }
+}
+
+/// An SSD network (SSD300, SSD512 or the small preset; see [`SsdConfig`]).
+///
+/// Parameter names follow amdegroot's layout with contiguous indices, so its state dicts map onto
+/// this module one to one: `vgg.0..14` (conv1_1 .. conv5_3, conv6, conv7), `l2norm.weight`,
+/// `extras.0..`, `loc.0..`, `conf.0..`.
+#[derive(Module, Debug)]
+pub struct Ssd {
+    /// conv1_1 .. conv5_3, then conv6 (fc6) and conv7 (fc7).
+    pub vgg: Vec<Conv2d>,
+    /// L2Norm on conv4_3.
+    pub l2norm: L2Norm,
+    /// Extra layers, in (reduce, source) pairs.
+    pub extras: Vec<Conv2d>,
+    /// Box regression heads, one per source: `boxes x 4` channels.
+    pub loc: Vec<Conv2d>,
+    /// Classification heads, one per source: `boxes x num_classes` channels.
+    pub conf: Vec<Conv2d>,
+    #[module(skip)]
+    layout: Layout,
+}
+
+/// The structure the forward pass needs besides the weights.
+#[derive(Debug, Clone)]
+struct Layout {
+    blocks: Vec<usize>,
+    ceil_pool_block: usize,
+    source_block: usize,
+    num_classes: usize,
+    num_priors: usize,
+}
+
+fn conv(
+    device: &Device,
+    input: usize,
+    output: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Conv2d {
+    Conv2dConfig::new([input, output], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_dilation([dilation, dilation])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .init(device)
+}
+
+impl SsdConfig {
+    /// Builds the network on `device` with Burn's default initialisation (Kaiming uniform) and the
+    /// L2Norm scale at [`SsdConfig::l2norm_scale`]. Fails if the configuration is inconsistent
+    /// ([`SsdConfig::validate`]).
+    pub fn init(&self, device: &Device) -> Result<Ssd, ModelError> {
+        self.validate()?;
+        let mut vgg = Vec::new();
+        let mut channels = 3;
+        for block in &self.vgg.blocks {
+            for &out in block {
+                vgg.push(conv(device, channels, out, 3, 1, 1, 1));
+                channels = out;
+            }
+        }
+        let fc = self.vgg.fc_channels;
+        let d = self.vgg.fc_dilation;
+        vgg.push(conv(device, channels, fc, 3, 1, d, d));
+        vgg.push(conv(device, fc, fc, 1, 1, 0, 1));
+        let mut extras = Vec::new();
+        let mut channels = fc;
+        for e in &self.extras {
+            extras.push(conv(
+                device, channels, e.channels, e.kernel, e.stride, e.padding, 1,
+            ));
+            channels = e.channels;
+        }
+        let boxes = self.priors.boxes_per_location();
+        let (mut loc, mut conf) = (Vec::new(), Vec::new());
+        for (c, b) in self.source_channels().into_iter().zip(boxes) {
+            loc.push(conv(device, c, b * 4, 3, 1, 1, 1));
+            conf.push(conv(device, c, b * self.num_classes, 3, 1, 1, 1));
+        }
+        let conv4_3 = self.source_channels()[0];
+        let l2norm = L2Norm {
+            weight: Param::from_tensor(Tensor::full([conv4_3], self.l2norm_scale, device)),
+        };
+        Ok(Ssd {
+            vgg,
+            l2norm,
+            extras,
+            loc,
+            conf,
+            layout: Layout {
+                blocks: self.vgg.blocks.iter().map(Vec::len).collect(),
+                ceil_pool_block: self.vgg.ceil_pool_block,
+                source_block: self.vgg.source_block,
+                num_classes: self.num_classes,
+                num_priors: self.num_priors(),
+            },
+        })
+    }
+}
+
+impl Ssd {
+    /// Classes including background (`C`).
+    pub fn num_classes(&self) -> usize {
+        self.layout.num_classes
+    }
+
+    /// Priors (`P`).
+    pub fn num_priors(&self) -> usize {
+        self.layout.num_priors
+    }
+
+    /// The source feature maps: L2-normalised conv4_3, conv7, then each extra pair's output.
+    pub fn sources(&self, images: Tensor<4>) -> Vec<Tensor<4>> {
+        let layout = &self.layout;
+        let mut x = images;
+        let mut convs = self.vgg.iter();
+        let mut sources = Vec::with_capacity(self.loc.len());
+        let last = layout.blocks.len() - 1;
+        for (b, &n) in layout.blocks.iter().enumerate() {
+            for conv in convs.by_ref().take(n) {
+                x = relu(conv.forward(x));
+            }
+            if b == layout.source_block {
+                sources.push(self.l2norm.forward(x.clone()));
+            }
+            let pool = if b < last {
+                MaxPool2dConfig::new([2, 2])
+                    .with_strides([2, 2])
+                    .with_ceil_mode(b == layout.ceil_pool_block)
+            } else {
+                // pool5: 3x3, stride 1, padding 1.
+                MaxPool2dConfig::new([3, 3])
+                    .with_strides([1, 1])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            };
+            x = pool.init().forward(x);
+        }
+        for conv in convs {
+            x = relu(conv.forward(x));
+        }
+        sources.push(x.clone());
+        for pair in self.extras.chunks(2) {
+            for conv in pair {
+                x = relu(conv.forward(x));
+            }
+            sources.push(x.clone());
+        }
+        sources
+    }
+
+    /// `images [N, 3, S, S]` (RGB minus the mean) to `(loc [N, P, 4], conf [N, P, C])`: each
+    /// head's `[N, A*K, H, W]` output permuted to `[N, H, W, A*K]`, reshaped to `[N, H*W*A, K]`,
+    /// and the levels concatenated in order — the layout of amdegroot, lufficc and torchvision,
+    /// matching [`ssd_core::PriorConfig::priors`]. `conf` holds logits (no softmax).
+    pub fn forward(&self, images: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
+        let sources = self.sources(images);
+        let batch = sources[0].dims()[0];
+        let classes = self.layout.num_classes;
+        let flatten = |t: Tensor<4>, k: usize| -> Tensor<3> {
+            let t = t.permute([0, 2, 3, 1]);
+            let [n, h, w, c] = t.dims();
+            t.reshape([n, h * w * c / k, k])
+        };
+        let mut locs = Vec::with_capacity(sources.len());
+        let mut confs = Vec::with_capacity(sources.len());
+        for ((s, l), c) in sources.into_iter().zip(&self.loc).zip(&self.conf) {
+            locs.push(flatten(l.forward(s.clone()), 4));
+            confs.push(flatten(c.forward(s), classes));
+        }
+        let loc = Tensor::cat(locs, 1);
+        let conf = Tensor::cat(confs, 1);
+        debug_assert_eq!(loc.dims(), [batch, self.layout.num_priors, 4]);
+        (loc, conf)
+    }
+}
