@@ -233,7 +233,7 @@ impl SsdConfig {
                 self.num_classes
             )));
         }
-        if self.extras.len() % 2 != 0 {
+        if !self.extras.len().is_multiple_of(2) {
             return Err(ModelError::Config(format!(
                 "extras come in pairs (reduce, source); got {}",
                 self.extras.len()

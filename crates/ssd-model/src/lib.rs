@@ -26,9 +26,15 @@
 
 mod config;
 mod error;
+mod loss;
 mod model;
+mod postprocess;
 pub mod reduce;
+mod weights;
 
 pub use config::{ExtraConv, SsdConfig, VggConfig};
 pub use error::ModelError;
+pub use loss::{LossParts, MultiBoxLoss};
 pub use model::{L2NORM_EPS, L2Norm, Ssd};
+pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
+pub use weights::{HostTensor, LoadMode, LoadReport, PthLayout, read_pth_tensors};

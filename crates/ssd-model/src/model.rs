@@ -54,13 +54,13 @@ pub struct Ssd {
     /// Classification heads, one per source: `boxes x num_classes` channels.
     pub conf: Vec<Conv2d>,
     #[module(skip)]
-    layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 /// The structure the forward pass needs besides the weights.
 #[derive(Debug, Clone)]
-struct Layout {
-    blocks: Vec<usize>,
+pub(crate) struct Layout {
+    pub(crate) blocks: Vec<usize>,
     ceil_pool_block: usize,
     source_block: usize,
     num_classes: usize,

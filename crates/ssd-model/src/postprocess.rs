@@ -1,0 +1,185 @@
+//! From network outputs to detections: softmax, decode, per-class threshold / top-k / NMS, and a
+//! cap per image.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use ssd_core::{BoxCoder, CenterBox, CornerBox, nms, top_k};
+
+use crate::ModelError;
+
+/// Post-processing thresholds; the default is the paper's test setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PostProcessConfig {
+    /// Per class, keep scores above this (0.01).
+    pub score_threshold: f32,
+    /// Per class, keep at most this many boxes before NMS (400).
+    pub top_k_per_class: usize,
+    /// Per class NMS IoU threshold (0.45).
+    pub nms_iou: f32,
+    /// Per image, keep the best this many detections over all classes (200).
+    pub max_detections: usize,
+}
+
+impl Default for PostProcessConfig {
+    fn default() -> Self {
+        Self {
+            score_threshold: 0.01,
+            top_k_per_class: 400,
+            nms_iou: 0.45,
+            max_detections: 200,
+        }
+    }
+}
+
+/// One detection in an original image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// 1-based class label (0 is background and never reported).
+    pub label: usize,
+    /// Softmax probability of the class.
+    pub score: f32,
+    /// `[xmin, ymin, xmax, ymax]` in the original image's pixels (0-based, continuous; clipped to
+    /// the image). Add 1 for VOC's 1-based result files.
+    pub bbox: [f32; 4],
+}
+
+/// Turns `(loc, conf)` into detections for a fixed set of priors.
+#[derive(Debug, Clone)]
+pub struct PostProcessor {
+    priors: Vec<CenterBox>,
+    coder: BoxCoder,
+    config: PostProcessConfig,
+}
+
+impl PostProcessor {
+    /// A post-processor for `priors` (as from [`ssd_core::PriorConfig::priors`]) with the default
+    /// variances.
+    pub fn new(priors: Vec<CenterBox>, config: PostProcessConfig) -> Self {
+        Self {
+            priors,
+            coder: BoxCoder::default(),
+            config,
+        }
+    }
+
+    /// The thresholds.
+    pub fn config(&self) -> &PostProcessConfig {
+        &self.config
+    }
+
+    /// The priors as a `[1, P, 4]` tensor `(cx, cy, w, h)`.
+    fn prior_tensor(&self, device: &Device) -> Tensor<3> {
+        let values: Vec<f32> = self
+            .priors
+            .iter()
+            .flat_map(|p| [p.cx, p.cy, p.w, p.h])
+            .collect();
+        Tensor::from_data(TensorData::new(values, [1, self.priors.len(), 4]), device)
+    }
+
+    /// Softmax and box decoding on the device: `[N, P, 4 + C]` (corner boxes in `[0, 1]`
+    /// coordinates, then class probabilities).
+    pub fn decode(&self, loc: Tensor<3>, conf: Tensor<3>) -> Tensor<3> {
+        let [n, p, _] = loc.dims();
+        let priors = self.prior_tensor(&loc.device()).expand([n, p, 4]);
+        let [v0, v1] = self.coder.variances;
+        let prior_centre = priors.clone().slice([0..n, 0..p, 0..2]);
+        let prior_size = priors.slice([0..n, 0..p, 2..4]);
+        let centre = loc
+            .clone()
+            .slice([0..n, 0..p, 0..2])
+            .mul_scalar(v0)
+            .mul(prior_size.clone())
+            .add(prior_centre);
+        let size = loc
+            .slice([0..n, 0..p, 2..4])
+            .mul_scalar(v1)
+            .exp()
+            .mul(prior_size);
+        let half = size.div_scalar(2.0);
+        let boxes = Tensor::cat(vec![centre.clone().sub(half.clone()), centre.add(half)], 2);
+        Tensor::cat(vec![boxes, softmax(conf, 2)], 2)
+    }
+
+    /// Detections per image: one device-to-host transfer for the whole batch. `original_sizes`
+    /// holds each image's width and height in pixels.
+    pub fn detect(
+        &self,
+        loc: Tensor<3>,
+        conf: Tensor<3>,
+        original_sizes: &[[u32; 2]],
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let [n, p, c] = conf.dims();
+        if original_sizes.len() != n || p != self.priors.len() {
+            return Err(ModelError::Config(format!(
+                "post-processing {n} images with {p} priors, but got {} sizes and {} priors",
+                original_sizes.len(),
+                self.priors.len()
+            )));
+        }
+        let host: Vec<f32> = self
+            .decode(loc, conf)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .map_err(|e| ModelError::Config(format!("reading detections back: {e:?}")))?;
+        let row = 4 + c;
+        Ok(host
+            .chunks_exact(p * row)
+            .zip(original_sizes)
+            .map(|(image, size)| self.detect_one(image, row, c, *size))
+            .collect())
+    }
+
+    /// Per class: threshold, top k, NMS; then the best `max_detections` over all classes.
+    fn detect_one(
+        &self,
+        image: &[f32],
+        row: usize,
+        classes: usize,
+        size: [u32; 2],
+    ) -> Vec<Detection> {
+        let cfg = &self.config;
+        let boxes: Vec<CornerBox> = image
+            .chunks_exact(row)
+            .map(|r| CornerBox::new(r[0], r[1], r[2], r[3]))
+            .collect();
+        let mut out: Vec<Detection> = Vec::new();
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut scores: Vec<f32> = Vec::new();
+        for class in 1..classes {
+            candidates.clear();
+            scores.clear();
+            for (i, r) in image.chunks_exact(row).enumerate() {
+                let s = r[4 + class];
+                if s > cfg.score_threshold {
+                    candidates.push(i);
+                    scores.push(s);
+                }
+            }
+            if candidates.is_empty() {
+                continue;
+            }
+            let best = top_k(&scores, cfg.top_k_per_class);
+            let cand_boxes: Vec<CornerBox> = best.iter().map(|&k| boxes[candidates[k]]).collect();
+            let cand_scores: Vec<f32> = best.iter().map(|&k| scores[k]).collect();
+            // `nms` fails only when boxes and scores differ in length, which they cannot here.
+            let Ok(keep) = nms(&cand_boxes, &cand_scores, cfg.nms_iou) else {
+                continue;
+            };
+            let (w, h) = (size[0] as f32, size[1] as f32);
+            out.extend(keep.into_iter().map(|k| {
+                let b = cand_boxes[k].clamp_unit();
+                Detection {
+                    label: class,
+                    score: cand_scores[k],
+                    bbox: [b.xmin * w, b.ymin * h, b.xmax * w, b.ymax * h],
+                }
+            }));
+        }
+        // Stable: equal scores keep class order.
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(cfg.max_detections);
+        out
+    }
+}

@@ -1,0 +1,632 @@
+//! PyTorch weight import (amdegroot, torchvision, lufficc, ImageNet VGG16 backbones) and native
+//! Burn checkpoints.
+//!
+//! A `.pth` is read with burn-store's PyTorch reader; its layout is detected from its keys
+//! ([`PthLayout::detect`]); each layout's key map is data (a list of rules, one comment each) that
+//! turns a PyTorch key into a parameter of [`Ssd`]. Every parameter must be found with the shape
+//! the configuration expects and every tensor in the file must be used, or the load fails naming
+//! each key with expected and found shapes. Backbone files ([`PthLayout::TorchvisionVgg16`],
+//! [`PthLayout::AmdegrootReducedFc`]) fill only the VGG part ([`LoadMode::Backbone`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use burn::module::Param;
+use burn::store::pytorch_reader::{DType, PytorchReader};
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::{ModelError, Ssd};
+
+/// The key layouts of the `.pth` files this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PthLayout {
+    /// amdegroot/ssd.pytorch full SSD: `vgg.N`, `L2Norm.weight`, `extras.N`, `loc.N`, `conf.N`.
+    Amdegroot,
+    /// torchvision `ssd300_vgg16`: `backbone.features.N`, `backbone.extra.N...`,
+    /// `backbone.scale_weight`, `head.regression_head...`, `head.classification_head...`.
+    Torchvision,
+    /// lufficc/SSD: `backbone.vgg.N`, `backbone.l2_norm.weight`, `backbone.extras.N`,
+    /// `box_head.predictor.{reg,cls}_headers.N`.
+    Lufficc,
+    /// torchvision's ImageNet `vgg16`: `features.N`, `classifier.{0,3}` (fc6/fc7, decimated to
+    /// conv6/conv7 as in the paper). Backbone only.
+    TorchvisionVgg16,
+    /// amdegroot's `vgg16_reducedfc.pth`: `0.weight` .. `33.bias` (conv6/conv7 already reduced).
+    /// Backbone only.
+    AmdegrootReducedFc,
+}
+
+impl PthLayout {
+    /// Detects the layout from a file's keys.
+    pub fn detect(keys: &[String]) -> Option<Self> {
+        let has = |k: &str| keys.iter().any(|key| key == k);
+        let prefix = |p: &str| keys.iter().any(|key| key.starts_with(p));
+        if has("L2Norm.weight") || (prefix("vgg.") && prefix("loc.")) {
+            Some(PthLayout::Amdegroot)
+        } else if has("backbone.scale_weight") {
+            Some(PthLayout::Torchvision)
+        } else if has("backbone.l2_norm.weight") {
+            Some(PthLayout::Lufficc)
+        } else if has("classifier.0.weight") && prefix("features.") {
+            Some(PthLayout::TorchvisionVgg16)
+        } else if has("0.weight") && has("33.weight") {
+            Some(PthLayout::AmdegrootReducedFc)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the file holds only the VGG backbone.
+    pub fn is_backbone(self) -> bool {
+        matches!(
+            self,
+            PthLayout::TorchvisionVgg16 | PthLayout::AmdegrootReducedFc
+        )
+    }
+}
+
+/// Whether a load must fill every parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Every parameter of the model from the file, every tensor of the file used.
+    Full,
+    /// Only the VGG convs (conv1_1 .. conv7); L2Norm, extras and heads keep their initial values.
+    Backbone,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The detected layout.
+    pub layout: PthLayout,
+    /// Parameters set from the file (our names).
+    pub loaded: Vec<String>,
+    /// File keys ignored on purpose (e.g. torchvision VGG's fc8 classifier).
+    pub ignored: Vec<String>,
+}
+
+/// The module's parameter names with their shapes: `vgg.0.weight`, ..., `conf.5.bias`.
+fn parameter_shapes(model: &Ssd) -> BTreeMap<String, Vec<usize>> {
+    let mut out = BTreeMap::new();
+    let mut conv = |prefix: String, c: &burn::nn::conv::Conv2d| {
+        out.insert(format!("{prefix}.weight"), c.weight.dims().to_vec());
+        if let Some(b) = &c.bias {
+            out.insert(format!("{prefix}.bias"), b.dims().to_vec());
+        }
+    };
+    for (i, c) in model.vgg.iter().enumerate() {
+        conv(format!("vgg.{i}"), c);
+    }
+    for (i, c) in model.extras.iter().enumerate() {
+        conv(format!("extras.{i}"), c);
+    }
+    for (i, c) in model.loc.iter().enumerate() {
+        conv(format!("loc.{i}"), c);
+    }
+    for (i, c) in model.conf.iter().enumerate() {
+        conv(format!("conf.{i}"), c);
+    }
+    out.insert(
+        "l2norm.weight".to_owned(),
+        model.l2norm.weight.dims().to_vec(),
+    );
+    out
+}
+
+/// Indices of the convs of a VGG `nn.Sequential` as amdegroot (and torchvision) build it: each
+/// conv is followed by a ReLU, each block but the last by a max-pool, then pool5, conv6, ReLU,
+/// conv7. For VGG16: 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28, 31, 33.
+fn sequential_conv_indices(blocks: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut index = 0;
+    for (b, &n) in blocks.iter().enumerate() {
+        for _ in 0..n {
+            out.push(index);
+            index += 2; // conv, ReLU
+        }
+        if b + 1 < blocks.len() {
+            index += 1; // max-pool
+        }
+    }
+    index += 1; // pool5
+    out.push(index); // conv6
+    out.push(index + 2); // conv7 after ReLU
+    out
+}
+
+/// Splits `prefix.N.rest` into `(N, rest)`.
+fn indexed<'a>(key: &'a str, prefix: &str) -> Option<(usize, &'a str)> {
+    let rest = key.strip_prefix(prefix)?;
+    let (n, tail) = rest.split_once('.')?;
+    Some((n.parse().ok()?, tail))
+}
+
+/// What to do with one key of a file.
+enum Target {
+    /// Set our parameter of this name.
+    Param(String),
+    /// fc6 / fc7 of an ImageNet VGG16, to decimate into conv6 / conv7.
+    Decimate { fc: usize, rest: String },
+    /// Ignore on purpose (fc8).
+    Ignore,
+    /// No rule matches.
+    Unknown,
+}
+
+/// The key map of each layout: one rule per kind of key.
+fn map_key(layout: PthLayout, key: &str, vgg_index: &BTreeMap<usize, usize>) -> Target {
+    let vgg = |k: usize, rest: &str| match vgg_index.get(&k) {
+        Some(i) => Target::Param(format!("vgg.{i}.{rest}")),
+        None => Target::Unknown,
+    };
+    let same = |prefix: &str, ours: &str| {
+        indexed(key, prefix).map(|(i, rest)| Target::Param(format!("{ours}.{i}.{rest}")))
+    };
+    match layout {
+        PthLayout::Amdegroot => {
+            // `vgg.K` is the K-th module of amdegroot's VGG Sequential (convs at sparse indices).
+            if let Some((k, rest)) = indexed(key, "vgg.") {
+                return vgg(k, rest);
+            }
+            // The L2Norm scale on conv4_3.
+            if key == "L2Norm.weight" {
+                return Target::Param("l2norm.weight".to_owned());
+            }
+            // Extras, loc and conf heads: same names, contiguous indices.
+            same("extras.", "extras")
+                .or_else(|| same("loc.", "loc"))
+                .or_else(|| same("conf.", "conf"))
+                .unwrap_or(Target::Unknown)
+        }
+        PthLayout::Torchvision => {
+            // conv1_1 .. conv4_3 keep amdegroot's Sequential indices under backbone.features.
+            if let Some((k, rest)) = indexed(key, "backbone.features.") {
+                return vgg(k, rest);
+            }
+            if key == "backbone.scale_weight" {
+                return Target::Param("l2norm.weight".to_owned());
+            }
+            // backbone.extra.0 = [pool4, conv5_1, ReLU, conv5_2, ReLU, conv5_3, ReLU, pool5,
+            // Sequential(conv6 at .1, conv7 at .3)]: amdegroot index = 23 + K for conv5_x.
+            if let Some((k, rest)) = indexed(key, "backbone.extra.0.") {
+                if k == 7
+                    && let Some((j, rest)) = indexed(rest, "")
+                {
+                    // .7.1 = conv6 (amdegroot 31), .7.3 = conv7 (amdegroot 33).
+                    return vgg(30 + j, rest);
+                }
+                return vgg(23 + k, rest);
+            }
+            // backbone.extra.{1..}: Sequential(reduce conv at .0, ReLU, source conv at .2, ReLU).
+            if let Some((i, rest)) = indexed(key, "backbone.extra.")
+                && let Some((j, rest)) = indexed(rest, "")
+            {
+                return Target::Param(format!("extras.{}.{rest}", 2 * (i - 1) + j / 2));
+            }
+            same("head.regression_head.module_list.", "loc")
+                .or_else(|| same("head.classification_head.module_list.", "conf"))
+                .unwrap_or(Target::Unknown)
+        }
+        PthLayout::Lufficc => {
+            if let Some((k, rest)) = indexed(key, "backbone.vgg.") {
+                return vgg(k, rest);
+            }
+            if key == "backbone.l2_norm.weight" {
+                return Target::Param("l2norm.weight".to_owned());
+            }
+            same("backbone.extras.", "extras")
+                .or_else(|| same("box_head.predictor.reg_headers.", "loc"))
+                .or_else(|| same("box_head.predictor.cls_headers.", "conf"))
+                .unwrap_or(Target::Unknown)
+        }
+        PthLayout::TorchvisionVgg16 => {
+            // features.K: the 13 convs at amdegroot's indices (pool5 at 30 is dropped).
+            if let Some((k, rest)) = indexed(key, "features.") {
+                return vgg(k, rest);
+            }
+            // classifier.0 = fc6, classifier.3 = fc7: decimated; classifier.6 = fc8: unused.
+            match indexed(key, "classifier.") {
+                Some((0, rest)) => Target::Decimate {
+                    fc: 6,
+                    rest: rest.to_owned(),
+                },
+                Some((3, rest)) => Target::Decimate {
+                    fc: 7,
+                    rest: rest.to_owned(),
+                },
+                Some((6, _)) => Target::Ignore,
+                _ => Target::Unknown,
+            }
+        }
+        PthLayout::AmdegrootReducedFc => {
+            // `K.weight`: amdegroot's VGG Sequential without the `vgg.` prefix.
+            match key.split_once('.') {
+                Some((k, rest)) => k.parse().map_or(Target::Unknown, |k| vgg(k, rest)),
+                None => Target::Unknown,
+            }
+        }
+    }
+}
+
+fn read_f32(
+    reader: &PytorchReader,
+    key: &str,
+    path: &Path,
+) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+    let tensor = reader.get(key).ok_or_else(|| ModelError::Weights {
+        path: path.to_owned(),
+        message: format!("tensor {key} disappeared while reading"),
+    })?;
+    let bytes = tensor.read().map_err(|e| ModelError::Weights {
+        path: path.to_owned(),
+        message: format!("{key}: {e}"),
+    })?;
+    let values: Vec<f32> = match tensor.dtype() {
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect(),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half_to_f32(u16::from_ne_bytes([b[0], b[1]])))
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| f32::from_bits(u32::from(u16::from_ne_bytes([b[0], b[1]])) << 16))
+            .collect(),
+        other => {
+            return Err(ModelError::Weights {
+                path: path.to_owned(),
+                message: format!("{key}: unsupported dtype {other:?} (expected a float type)"),
+            });
+        }
+    };
+    Ok((values, tensor.shape().to_vec()))
+}
+
+/// IEEE half to f32.
+fn half_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: normalise.
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((f & 0x3ff) << 13)
+        }
+        (31, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The paper's decimation of a fully connected VGG16 layer into a (dilated) conv.
+/// fc6 `[4096, 25088]` is viewed as `[4096, 512, 7, 7]`; every 4th output channel and every 3rd
+/// spatial position are kept: `[1024, 512, 3, 3]`. fc7 `[4096, 4096]`: every 4th row and column,
+/// `[1024, 1024, 1, 1]`. Biases: every 4th.
+fn decimate(
+    fc: usize,
+    rest: &str,
+    values: &[f32],
+    shape: &[usize],
+) -> Option<(Vec<f32>, Vec<usize>)> {
+    match (fc, rest, shape) {
+        (6, "weight", [4096, 25088]) => {
+            let mut out = Vec::with_capacity(1024 * 512 * 9);
+            for o in (0..4096).step_by(4) {
+                for c in 0..512 {
+                    for y in (0..7).step_by(3) {
+                        for x in (0..7).step_by(3) {
+                            out.push(values[o * 25088 + c * 49 + y * 7 + x]);
+                        }
+                    }
+                }
+            }
+            Some((out, vec![1024, 512, 3, 3]))
+        }
+        (7, "weight", [4096, 4096]) => {
+            let mut out = Vec::with_capacity(1024 * 1024);
+            for o in (0..4096).step_by(4) {
+                for i in (0..4096).step_by(4) {
+                    out.push(values[o * 4096 + i]);
+                }
+            }
+            Some((out, vec![1024, 1024, 1, 1]))
+        }
+        (6 | 7, "bias", [4096]) => Some((values.iter().step_by(4).copied().collect(), vec![1024])),
+        _ => None,
+    }
+}
+
+impl Ssd {
+    /// Loads a PyTorch `.pth` (a state dict) into this model, detecting its layout from the keys.
+    /// Full layouts need [`LoadMode::Full`] (every parameter, every tensor); backbone layouts need
+    /// [`LoadMode::Backbone`].
+    pub fn load_pytorch(
+        self,
+        path: &Path,
+        mode: LoadMode,
+    ) -> Result<(Self, LoadReport), ModelError> {
+        let reader = PytorchReader::new(path).map_err(|e| ModelError::Weights {
+            path: path.to_owned(),
+            message: format!("not a readable PyTorch file: {e}"),
+        })?;
+        let keys = reader.keys();
+        let layout = PthLayout::detect(&keys).ok_or_else(|| {
+            let mut sample: Vec<&String> = keys.iter().take(6).collect();
+            sample.sort();
+            ModelError::Weights {
+                path: path.to_owned(),
+                message: format!(
+                    "unknown key layout (first keys: {sample:?}); expected amdegroot, torchvision, lufficc, torchvision vgg16 or vgg16_reducedfc"
+                ),
+            }
+        })?;
+        match (layout.is_backbone(), mode) {
+            (true, LoadMode::Full) => {
+                return Err(ModelError::Weights {
+                    path: path.to_owned(),
+                    message: format!("{layout:?} holds only a VGG backbone; load it as a backbone"),
+                });
+            }
+            (false, LoadMode::Backbone) | (false, LoadMode::Full) | (true, LoadMode::Backbone) => {}
+        }
+        let expected = parameter_shapes(&self);
+        let conv_indices = sequential_conv_indices(&self.layout_blocks());
+        let vgg_index: BTreeMap<usize, usize> = conv_indices
+            .iter()
+            .enumerate()
+            .map(|(ours, &theirs)| (theirs, ours))
+            .collect();
+
+        let mut problems = Vec::new();
+        let mut values: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+        let mut ignored = Vec::new();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort();
+        for key in &sorted_keys {
+            if key.ends_with("num_batches_tracked") {
+                ignored.push(key.clone());
+                continue;
+            }
+            let (name, data, shape) = match map_key(layout, key, &vgg_index) {
+                Target::Ignore => {
+                    ignored.push(key.clone());
+                    continue;
+                }
+                Target::Unknown => {
+                    problems.push(format!(
+                        "{key}: unused (no parameter of the model matches it)"
+                    ));
+                    continue;
+                }
+                Target::Param(name) => {
+                    let (data, shape) = read_f32(&reader, key, path)?;
+                    (name, data, shape)
+                }
+                Target::Decimate { fc, rest } => {
+                    let (data, shape) = read_f32(&reader, key, path)?;
+                    let name = format!(
+                        "vgg.{}.{rest}",
+                        vgg_index.len() - if fc == 6 { 2 } else { 1 }
+                    );
+                    match decimate(fc, &rest, &data, &shape) {
+                        Some((d, s)) => (name, d, s),
+                        None => {
+                            problems.push(format!(
+                                "{key}: cannot decimate shape {shape:?} into conv{fc}"
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            match expected.get(&name) {
+                None => problems.push(format!(
+                    "{key}: maps to {name}, which the model does not have"
+                )),
+                Some(want) if *want != shape => problems.push(format!(
+                    "{key} -> {name}: expected shape {want:?}, found {shape:?}"
+                )),
+                Some(_) => {
+                    values.insert(name, data);
+                }
+            }
+        }
+        let required: BTreeSet<&String> = expected
+            .keys()
+            .filter(|k| mode == LoadMode::Full || k.starts_with("vgg."))
+            .collect();
+        for name in required {
+            if !values.contains_key(name) {
+                problems.push(format!(
+                    "{name}: missing (expected shape {:?})",
+                    expected[name]
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ModelError::Weights {
+                path: path.to_owned(),
+                message: format!("{layout:?} layout: {}", problems.join("; ")),
+            });
+        }
+        let loaded: Vec<String> = values.keys().cloned().collect();
+        let model = self.with_values(values);
+        Ok((
+            model,
+            LoadReport {
+                layout,
+                loaded,
+                ignored,
+            },
+        ))
+    }
+
+    fn layout_blocks(&self) -> Vec<usize> {
+        self.layout.blocks.clone()
+    }
+
+    /// Replaces the named parameters (shapes already checked against the model's).
+    fn with_values(mut self, mut values: BTreeMap<String, Vec<f32>>) -> Self {
+        let device = self.l2norm.weight.device();
+        let vector = |data: Vec<f32>| {
+            let n = data.len();
+            Param::from_tensor(Tensor::<1>::from_data(TensorData::new(data, [n]), &device))
+        };
+        for (prefix, convs) in [
+            ("vgg", &mut self.vgg),
+            ("extras", &mut self.extras),
+            ("loc", &mut self.loc),
+            ("conf", &mut self.conf),
+        ] {
+            for (i, conv) in convs.iter_mut().enumerate() {
+                if let Some(w) = values.remove(&format!("{prefix}.{i}.weight")) {
+                    let dims = conv.weight.dims();
+                    conv.weight =
+                        Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), &device));
+                }
+                if let Some(b) = values.remove(&format!("{prefix}.{i}.bias")) {
+                    conv.bias = Some(vector(b));
+                }
+            }
+        }
+        if let Some(scale) = values.remove("l2norm.weight") {
+            self.l2norm.weight = vector(scale);
+        }
+        self
+    }
+
+    /// Saves the weights as a native Burn checkpoint (`.bpk`), replacing an existing file.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
+        let mut store = BurnpackStore::from_file(path).overwrite(true);
+        self.save_into(&mut store).map_err(|e| ModelError::Weights {
+            path: path.to_owned(),
+            message: format!("cannot save: {e}"),
+        })
+    }
+
+    /// Loads a native checkpoint written by [`Ssd::save_checkpoint`] for the same configuration;
+    /// every parameter must be present with its shape.
+    pub fn load_checkpoint(mut self, path: &Path) -> Result<Self, ModelError> {
+        if !path.exists() {
+            return Err(ModelError::Weights {
+                path: path.to_owned(),
+                message: "checkpoint not found".to_owned(),
+            });
+        }
+        let mut store = BurnpackStore::from_file(path);
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| ModelError::Weights {
+                path: path.to_owned(),
+                message: format!("cannot load: {e}"),
+            })?;
+        if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
+            return Err(ModelError::Weights {
+                path: path.to_owned(),
+                message: format!(
+                    "checkpoint does not fit this model: missing {:?}, unused {:?}, errors {:?}",
+                    result.missing.iter().map(|m| &m.0).collect::<Vec<_>>(),
+                    result.unused,
+                    result.errors
+                ),
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// Float values and shape of one tensor.
+pub type HostTensor = (Vec<f32>, Vec<usize>);
+
+/// Reads every float tensor of a `.pth` by key (for fixtures and tools).
+pub fn read_pth_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+    let reader = PytorchReader::new(path).map_err(|e| ModelError::Weights {
+        path: path.to_owned(),
+        message: format!("not a readable PyTorch file: {e}"),
+    })?;
+    let mut out = BTreeMap::new();
+    for key in reader.keys() {
+        let t = read_f32(&reader, &key, path)?;
+        out.insert(key, t);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vgg16_sequential_indices() {
+        assert_eq!(
+            sequential_conv_indices(&[2, 2, 3, 3, 3]),
+            vec![0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28, 31, 33]
+        );
+    }
+
+    #[test]
+    fn halves_convert() {
+        assert_eq!(half_to_f32(0x3c00), 1.0);
+        assert_eq!(half_to_f32(0xc000), -2.0);
+        assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(half_to_f32(0x7bff), 65504.0);
+    }
+
+    #[test]
+    fn layouts_are_detected_from_keys() {
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            PthLayout::detect(&keys(&["vgg.0.weight", "L2Norm.weight", "loc.0.weight"])),
+            Some(PthLayout::Amdegroot)
+        );
+        assert_eq!(
+            PthLayout::detect(&keys(&["backbone.scale_weight"])),
+            Some(PthLayout::Torchvision)
+        );
+        assert_eq!(
+            PthLayout::detect(&keys(&["features.0.weight", "classifier.0.weight"])),
+            Some(PthLayout::TorchvisionVgg16)
+        );
+        assert_eq!(
+            PthLayout::detect(&keys(&["0.weight", "33.weight"])),
+            Some(PthLayout::AmdegrootReducedFc)
+        );
+        assert_eq!(PthLayout::detect(&keys(&["fc.weight"])), None);
+    }
+
+    #[test]
+    fn fc_layers_decimate_as_the_paper() {
+        let fc6: Vec<f32> = (0..4096 * 25088).map(|i| i as f32).collect();
+        let (w, s) = decimate(6, "weight", &fc6, &[4096, 25088]).expect("fc6");
+        assert_eq!(s, vec![1024, 512, 3, 3]);
+        // Output channel 1 is fc6 row 4; input channel 2; position (1, 2) is (3, 6) of the 7x7.
+        let at = ((512 + 2) * 3 + 1) * 3 + 2; // [1, 2, 1, 2]
+        assert_eq!(w[at], (4 * 25088 + 2 * 49 + 3 * 7 + 6) as f32);
+        let fc7: Vec<f32> = (0..4096 * 4096).map(|i| i as f32).collect();
+        let (w, s) = decimate(7, "weight", &fc7, &[4096, 4096]).expect("fc7");
+        assert_eq!(s, vec![1024, 1024, 1, 1]);
+        assert_eq!(w[5 * 1024 + 7], (20 * 4096 + 28) as f32);
+        let (b, _) = decimate(
+            6,
+            "bias",
+            &(0..4096).map(|i| i as f32).collect::<Vec<_>>(),
+            &[4096],
+        )
+        .expect("bias");
+        assert_eq!(b[3], 12.0);
+    }
+}
