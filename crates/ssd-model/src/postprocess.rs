@@ -183,3 +183,100 @@ impl PostProcessor {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor3(values: Vec<f32>, shape: [usize; 3]) -> Tensor<3> {
+        Tensor::from_data(TensorData::new(values, shape), &Device::default())
+    }
+
+    /// Three priors: two overlapping squares on the left, one on the right.
+    fn processor(config: PostProcessConfig) -> PostProcessor {
+        let priors = vec![
+            CenterBox::new(0.25, 0.5, 0.4, 0.4),
+            CenterBox::new(0.27, 0.5, 0.4, 0.4),
+            CenterBox::new(0.75, 0.5, 0.3, 0.3),
+        ];
+        PostProcessor::new(priors, config)
+    }
+
+    /// Logits for 3 classes (background, a, b) per prior.
+    fn logits() -> Vec<f32> {
+        vec![
+            0.0, 5.0, 0.0, // prior 0: class a, p = 0.987
+            0.0, 4.0, 0.0, // prior 1: class a, overlaps prior 0 (IoU 0.9)
+            0.0, 0.0, 3.0, // prior 2: class b
+        ]
+    }
+
+    #[test]
+    fn detects_suppresses_and_scales_to_the_image() {
+        let pp = processor(PostProcessConfig::default());
+        let loc = tensor3(vec![0.0; 12], [1, 3, 4]);
+        let conf = tensor3(logits(), [1, 3, 3]);
+        let out = pp.detect(loc, conf, &[[200, 100]]).expect("detect");
+        let dets = &out[0];
+        // Class a: prior 0 kept, prior 1 suppressed by NMS; class b: prior 2. Low scores of the
+        // other class on each prior (~0.0066, ~0.018, ...) fall below or above 0.01: the 0.018
+        // ones survive as separate detections.
+        let strong: Vec<&Detection> = dets.iter().filter(|d| d.score > 0.5).collect();
+        assert_eq!(strong.len(), 2, "{dets:?}");
+        assert_eq!(strong[0].label, 1);
+        let e5 = 5f32.exp();
+        assert!((strong[0].score - e5 / (e5 + 2.0)).abs() < 1e-6);
+        // Prior 0 is (0.05, 0.3, 0.45, 0.7) in [0, 1]: times 200 x 100 pixels.
+        let b = strong[0].bbox;
+        for (got, want) in b.iter().zip([10.0, 30.0, 90.0, 70.0]) {
+            assert!((got - want).abs() < 1e-3, "{b:?}");
+        }
+        assert_eq!(strong[1].label, 2);
+        // Sorted by score over all classes.
+        assert!(dets.windows(2).all(|w| w[0].score >= w[1].score));
+        // Nothing is background.
+        assert!(dets.iter().all(|d| d.label >= 1));
+    }
+
+    #[test]
+    fn thresholds_and_the_per_image_cap_apply() {
+        let pp = processor(PostProcessConfig {
+            score_threshold: 0.5,
+            max_detections: 1,
+            ..PostProcessConfig::default()
+        });
+        let loc = tensor3(vec![0.0; 24], [2, 3, 4]);
+        let mut two = logits();
+        two.extend([9.0, 0.0, 0.0, 9.0, 0.0, 0.0, 9.0, 0.0, 0.0]); // second image: all background
+        let conf = tensor3(two, [2, 3, 3]);
+        let out = pp.detect(loc, conf, &[[10, 10], [10, 10]]).expect("detect");
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[0][0].label, 1);
+        assert!(out[1].is_empty());
+        // Mismatched sizes are an error, not a panic.
+        let loc = tensor3(vec![0.0; 12], [1, 3, 4]);
+        let conf = tensor3(logits(), [1, 3, 3]);
+        assert!(pp.detect(loc, conf, &[]).is_err());
+    }
+
+    #[test]
+    fn decoding_matches_the_core_coder() {
+        let pp = processor(PostProcessConfig::default());
+        let offsets = [0.3f32, -0.2, 0.5, -0.4];
+        let loc = tensor3(offsets.repeat(3), [1, 3, 4]);
+        let conf = tensor3(logits(), [1, 3, 3]);
+        let decoded: Vec<f32> = pp
+            .decode(loc, conf)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .expect("f32");
+        for (i, prior) in pp.priors.iter().enumerate() {
+            let want = BoxCoder::default().decode(offsets, prior);
+            let got = &decoded[i * 7..i * 7 + 4];
+            for (g, w) in got.iter().zip([want.xmin, want.ymin, want.xmax, want.ymax]) {
+                assert!((g - w).abs() < 1e-6, "prior {i}: {got:?} vs {want:?}");
+            }
+        }
+    }
+}
