@@ -80,8 +80,10 @@ pub enum LoadMode {
 pub struct LoadReport {
     /// The detected layout.
     pub layout: PthLayout,
-    /// Parameters set from the file (our names).
+    /// Parameters set from the file (our names), sorted.
     pub loaded: Vec<String>,
+    /// Each used file key with the parameter it sets, in key order.
+    pub mapping: Vec<(String, String)>,
     /// File keys ignored on purpose (e.g. torchvision VGG's fc8 classifier).
     pub ignored: Vec<String>,
 }
@@ -312,6 +314,28 @@ fn half_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// One tensor of a file to load.
+struct PlannedTensor {
+    /// The file's key.
+    key: String,
+    /// Our parameter.
+    name: String,
+    /// `weight` / `bias` for decimated tensors.
+    rest: String,
+    /// fc layer (6 or 7) to decimate, if any.
+    decimate: Option<usize>,
+}
+
+/// The shape [`decimate`] produces, without touching values.
+fn decimated_shape(fc: usize, rest: &str, shape: &[usize]) -> Option<Vec<usize>> {
+    match (fc, rest, shape) {
+        (6, "weight", [4096, 25088]) => Some(vec![1024, 512, 3, 3]),
+        (7, "weight", [4096, 4096]) => Some(vec![1024, 1024, 1, 1]),
+        (6 | 7, "bias", [4096]) => Some(vec![1024]),
+        _ => None,
+    }
+}
+
 /// The paper's decimation of a fully connected VGG16 layer into a (dilated) conv.
 /// fc6 `[4096, 25088]` is viewed as `[4096, 512, 7, 7]`; every 4th output channel and every 3rd
 /// spatial position are kept: `[1024, 512, 3, 3]`. fc7 `[4096, 4096]`: every 4th row and column,
@@ -363,27 +387,67 @@ impl Ssd {
             path: path.to_owned(),
             message: format!("not a readable PyTorch file: {e}"),
         })?;
-        let keys = reader.keys();
+        let entries: Vec<(String, Vec<usize>)> = reader
+            .keys()
+            .into_iter()
+            .filter_map(|k| reader.get(&k).map(|t| (k.clone(), t.shape().to_vec())))
+            .collect();
+        let (plan, report) =
+            self.plan_load(&entries, mode)
+                .map_err(|message| ModelError::Weights {
+                    path: path.to_owned(),
+                    message,
+                })?;
+        let mut values = BTreeMap::new();
+        for step in plan {
+            let (data, shape) = read_f32(&reader, &step.key, path)?;
+            let data = match step.decimate {
+                None => data,
+                Some(fc) => match decimate(fc, &step.rest, &data, &shape) {
+                    Some((d, _)) => d,
+                    None => {
+                        return Err(ModelError::Weights {
+                            path: path.to_owned(),
+                            message: format!("{}: cannot decimate {shape:?}", step.key),
+                        });
+                    }
+                },
+            };
+            values.insert(step.name, data);
+        }
+        Ok((self.with_values(values), report))
+    }
+
+    /// Checks a state dict's keys and shapes against this model without reading any values:
+    /// what [`Ssd::load_pytorch`] would load, or every problem (unused keys, missing parameters,
+    /// wrong shapes, each named with expected and found shapes).
+    pub fn check_state_dict(
+        &self,
+        entries: &[(String, Vec<usize>)],
+        mode: LoadMode,
+    ) -> Result<LoadReport, String> {
+        self.plan_load(entries, mode).map(|(_, report)| report)
+    }
+
+    fn plan_load(
+        &self,
+        entries: &[(String, Vec<usize>)],
+        mode: LoadMode,
+    ) -> Result<(Vec<PlannedTensor>, LoadReport), String> {
+        let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
         let layout = PthLayout::detect(&keys).ok_or_else(|| {
             let mut sample: Vec<&String> = keys.iter().take(6).collect();
             sample.sort();
-            ModelError::Weights {
-                path: path.to_owned(),
-                message: format!(
-                    "unknown key layout (first keys: {sample:?}); expected amdegroot, torchvision, lufficc, torchvision vgg16 or vgg16_reducedfc"
-                ),
-            }
+            format!(
+                "unknown key layout (first keys: {sample:?}); expected amdegroot, torchvision, lufficc, torchvision vgg16 or vgg16_reducedfc"
+            )
         })?;
-        match (layout.is_backbone(), mode) {
-            (true, LoadMode::Full) => {
-                return Err(ModelError::Weights {
-                    path: path.to_owned(),
-                    message: format!("{layout:?} holds only a VGG backbone; load it as a backbone"),
-                });
-            }
-            (false, LoadMode::Backbone) | (false, LoadMode::Full) | (true, LoadMode::Backbone) => {}
+        if layout.is_backbone() && mode == LoadMode::Full {
+            return Err(format!(
+                "{layout:?} holds only a VGG backbone; load it as a backbone"
+            ));
         }
-        let expected = parameter_shapes(&self);
+        let expected = parameter_shapes(self);
         let conv_indices = sequential_conv_indices(&self.layout_blocks());
         let vgg_index: BTreeMap<usize, usize> = conv_indices
             .iter()
@@ -392,16 +456,16 @@ impl Ssd {
             .collect();
 
         let mut problems = Vec::new();
-        let mut values: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+        let mut plan: Vec<PlannedTensor> = Vec::new();
         let mut ignored = Vec::new();
-        let mut sorted_keys = keys.clone();
-        sorted_keys.sort();
-        for key in &sorted_keys {
+        let mut sorted: Vec<&(String, Vec<usize>)> = entries.iter().collect();
+        sorted.sort();
+        for (key, shape) in sorted {
             if key.ends_with("num_batches_tracked") {
                 ignored.push(key.clone());
                 continue;
             }
-            let (name, data, shape) = match map_key(layout, key, &vgg_index) {
+            let (name, rest, decimate_fc, shape) = match map_key(layout, key, &vgg_index) {
                 Target::Ignore => {
                     ignored.push(key.clone());
                     continue;
@@ -412,18 +476,14 @@ impl Ssd {
                     ));
                     continue;
                 }
-                Target::Param(name) => {
-                    let (data, shape) = read_f32(&reader, key, path)?;
-                    (name, data, shape)
-                }
+                Target::Param(name) => (name, String::new(), None, shape.clone()),
                 Target::Decimate { fc, rest } => {
-                    let (data, shape) = read_f32(&reader, key, path)?;
                     let name = format!(
                         "vgg.{}.{rest}",
                         vgg_index.len() - if fc == 6 { 2 } else { 1 }
                     );
-                    match decimate(fc, &rest, &data, &shape) {
-                        Some((d, s)) => (name, d, s),
+                    match decimated_shape(fc, &rest, shape) {
+                        Some(s) => (name, rest, Some(fc), s),
                         None => {
                             problems.push(format!(
                                 "{key}: cannot decimate shape {shape:?} into conv{fc}"
@@ -440,36 +500,36 @@ impl Ssd {
                 Some(want) if *want != shape => problems.push(format!(
                     "{key} -> {name}: expected shape {want:?}, found {shape:?}"
                 )),
-                Some(_) => {
-                    values.insert(name, data);
-                }
+                Some(_) => plan.push(PlannedTensor {
+                    key: key.clone(),
+                    name,
+                    rest,
+                    decimate: decimate_fc,
+                }),
             }
         }
-        let required: BTreeSet<&String> = expected
-            .keys()
-            .filter(|k| mode == LoadMode::Full || k.starts_with("vgg."))
-            .collect();
-        for name in required {
-            if !values.contains_key(name) {
-                problems.push(format!(
-                    "{name}: missing (expected shape {:?})",
-                    expected[name]
-                ));
+        let planned: BTreeSet<&String> = plan.iter().map(|p| &p.name).collect();
+        for (name, shape) in &expected {
+            let required = mode == LoadMode::Full || name.starts_with("vgg.");
+            if required && !planned.contains(name) {
+                problems.push(format!("{name}: missing (expected shape {shape:?})"));
             }
         }
         if !problems.is_empty() {
-            return Err(ModelError::Weights {
-                path: path.to_owned(),
-                message: format!("{layout:?} layout: {}", problems.join("; ")),
-            });
+            return Err(format!("{layout:?} layout: {}", problems.join("; ")));
         }
-        let loaded: Vec<String> = values.keys().cloned().collect();
-        let model = self.with_values(values);
+        let mut loaded: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
+        loaded.sort();
+        let mapping = plan
+            .iter()
+            .map(|p| (p.key.clone(), p.name.clone()))
+            .collect();
         Ok((
-            model,
+            plan,
             LoadReport {
                 layout,
                 loaded,
+                mapping,
                 ignored,
             },
         ))
