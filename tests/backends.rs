@@ -353,3 +353,40 @@ fn burn_sum_dim_over_long_axes_is_exact() {
         assert_eq!(host(ones.sum_dim(1)), vec![1.0e6; 2], "{backend}");
     }
 }
+
+#[path = "../crates/ssd-model/tests/common/parity.rs"]
+mod parity;
+
+/// The reduced SSD300 of `tools/make_model_fixtures.py` on every backend against PyTorch:
+/// outputs within 1e-4, both loss parts within 1e-5 relative — on wgpu too (the loss sums through
+/// `sum_exact`). Weights after one SGD step within 1e-5 on flex and tch; on wgpu they are printed,
+/// not asserted, because Burn's conv backward is wrong on Mesa's software renderers at 300x300
+/// (see `reduced_ssd300_sgd_step_matches_pytorch_on_wgpu`).
+#[test]
+fn reduced_ssd300_matches_pytorch_on_every_backend() {
+    for (backend, device) in devices() {
+        let p = parity::run_parity(&device);
+        eprintln!("{backend}: {p:?}");
+        assert!(p.loc_diff < 1e-4 && p.conf_diff < 1e-4, "{backend}: {p:?}");
+        assert!(
+            p.loss_loc_rel < 1e-5 && p.loss_conf_rel < 1e-5,
+            "{backend}: {p:?}"
+        );
+        if backend != Backend::Wgpu {
+            assert!(p.worst_weight.1 < 1e-5, "{backend}: {p:?}");
+        }
+    }
+}
+
+/// The SGD step of the test above on wgpu: wrong on lavapipe/llvmpipe (conv weight gradients
+/// over 2x150x150 positions and more exceed the 65,535-iteration shader loop limit); expected to
+/// pass on a real GPU (`scripts/gpu-check.sh`).
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "wrong on Mesa lavapipe/llvmpipe: 65,535-iteration shader loop limit (docs/wgpu-reduce.md); run on a real GPU"]
+fn reduced_ssd300_sgd_step_matches_pytorch_on_wgpu() {
+    let device = Backend::Wgpu.autodiff_device().expect("wgpu compiled in");
+    let p = parity::run_parity(&device);
+    eprintln!("wgpu: {p:?}");
+    assert!(p.worst_weight.1 < 1e-5, "wgpu: {p:?}");
+}
