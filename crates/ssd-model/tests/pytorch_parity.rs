@@ -22,6 +22,24 @@ fn forward_loss_and_sgd_step_match_pytorch_on_flex() {
     assert!(p.worst_weight.1 < 1e-5, "{p:?}");
 }
 
+/// The real SSD300 (VGG16 widths, 21 classes, ~100 MB of weights): generate with
+/// `python3 tools/make_model_fixtures.py --full DIR`, then run with `SSD_FULL_PARITY_DIR=DIR
+/// cargo test --workspace --test pytorch_parity -- --ignored`.
+#[test]
+#[ignore = "needs the full-size fixture from tools/make_model_fixtures.py --full (not committed: ~100 MB)"]
+fn full_ssd300_matches_pytorch_on_flex() {
+    let dir = std::env::var_os("SSD_FULL_PARITY_DIR").expect("set SSD_FULL_PARITY_DIR");
+    let p = common::parity::run_parity_in(
+        Path::new(&dir),
+        &ssd_model::SsdConfig::ssd300(21),
+        &Device::flex().autodiff(),
+    );
+    eprintln!("{p:?}");
+    assert!(p.loc_diff < 1e-4 && p.conf_diff < 1e-4, "{p:?}");
+    assert!(p.loss_loc_rel < 1e-5 && p.loss_conf_rel < 1e-5, "{p:?}");
+    assert!(p.worst_weight.1 < 1e-5, "{p:?}");
+}
+
 #[test]
 fn wrong_shapes_and_missing_tensors_are_named() {
     let device = Device::flex();

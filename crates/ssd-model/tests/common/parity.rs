@@ -106,9 +106,14 @@ pub fn targets(classes: i64) -> (Vec<i64>, Vec<f32>) {
 }
 
 pub fn load(device: &Device, file: &str) -> Ssd {
-    let model = reduced_config(6).init(device).expect("config is valid");
+    load_from(device, &reduced_config(6), &fixture(file))
+}
+
+/// Loads an amdegroot-layout state dict into `config`'s network, checking every tensor is used.
+pub fn load_from(device: &Device, config: &SsdConfig, path: &Path) -> Ssd {
+    let model = config.init(device).expect("config is valid");
     let (model, report) = model
-        .load_pytorch(&fixture(file), LoadMode::Full)
+        .load_pytorch(path, LoadMode::Full)
         .expect("fixture loads");
     assert_eq!(report.layout, PthLayout::Amdegroot);
     assert_eq!(report.loaded.len(), 2 * (15 + 8 + 6 + 6) + 1);
@@ -180,10 +185,16 @@ pub struct Parity {
     pub worst_weight: (String, f32),
 }
 
-/// Forward, loss and one SGD step on `device` (an autodiff device), compared with the fixture.
+/// Forward, loss and one SGD step on `device` (an autodiff device), compared with the committed
+/// reduced fixture.
 pub fn run_parity(device: &Device) -> Parity {
-    let model = load(device, "model.pth");
-    let expected = read_pth_tensors(&fixture("expected.pth")).expect("expected outputs");
+    run_parity_in(&fixture(""), &reduced_config(6), device)
+}
+
+/// The same against the files of `tools/make_model_fixtures.py` in `dir` for `config`'s network.
+pub fn run_parity_in(dir: &Path, config: &SsdConfig, device: &Device) -> Parity {
+    let model = load_from(device, config, &dir.join("model.pth"));
+    let expected = read_pth_tensors(&dir.join("expected.pth")).expect("expected outputs");
     let input = Tensor::<4>::from_data(
         TensorData::new(
             hashed_unit(BATCH * 3 * SIZE * SIZE, 0),
@@ -196,7 +207,7 @@ pub fn run_parity(device: &Device) -> Parity {
     let loc_diff = max_diff(&every_7th(loc.clone()), &expected["loc_sub"].0);
     let conf_diff = max_diff(&every_7th(conf.clone()), &expected["conf_sub"].0);
 
-    let (labels, locations) = targets(6);
+    let (labels, locations) = targets(config.num_classes as i64);
     let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [BATCH, PRIORS]), device);
     let locations = Tensor::<3>::from_data(TensorData::new(locations, [BATCH, PRIORS, 4]), device);
     let parts = MultiBoxLoss::default().forward(loc, conf, labels, locations);
@@ -213,7 +224,7 @@ pub fn run_parity(device: &Device) -> Parity {
         .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
         .init();
     let stepped = optimizer.step(1e-3, model, grads);
-    let reference = load(&Device::flex(), "updated.pth");
+    let reference = load_from(&Device::flex(), config, &dir.join("updated.pth"));
     let mut worst = (String::new(), 0.0f32);
     for ((name, ours), (_, theirs)) in conv_params(&stepped.valid())
         .into_iter()

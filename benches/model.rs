@@ -1,0 +1,107 @@
+//! Model benches (ssd-model), one group per compiled-in backend: SSD300 forward at batch 1 and 8,
+//! a training step (forward, MultiBox loss, backward, SGD) at batch 4, and post-processing of one
+//! image's outputs.
+//!
+//! `cargo bench --bench model [--features tch,wgpu]`, or `bash benches/peers/compare-model.sh`,
+//! which also runs the same work in PyTorch (`benches/peers/model.py`) on this CPU with the same
+//! number of threads.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ssd_cli::backend::Backend;
+use ssd_model::{MultiBoxLoss, PostProcessConfig, PostProcessor, SsdConfig};
+
+/// Deterministic values in [-1, 1).
+fn unit(count: usize, salt: u64) -> Vec<f32> {
+    (0..count as u64)
+        .map(|i| {
+            let h = ((i + salt).wrapping_mul(2_654_435_761)) % (1u64 << 32);
+            (h as f64 / 4_294_967_296.0 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+fn images(batch: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = unit(batch * 3 * 300 * 300, 1)
+        .into_iter()
+        .map(|v| v * 100.0)
+        .collect();
+    Tensor::from_data(TensorData::new(values, [batch, 3, 300, 300]), device)
+}
+
+/// Targets with about 20 positives per image.
+fn targets(batch: usize, priors: usize, device: &Device) -> (Tensor<2, Int>, Tensor<3>) {
+    let labels: Vec<i64> = (0..batch * priors)
+        .map(|i| if i % 431 == 0 { (i % 20 + 1) as i64 } else { 0 })
+        .collect();
+    let locations = unit(batch * priors * 4, 2);
+    (
+        Tensor::from_data(TensorData::new(labels, [batch, priors]), device),
+        Tensor::from_data(TensorData::new(locations, [batch, priors, 4]), device),
+    )
+}
+
+fn model(c: &mut Criterion) {
+    let config = SsdConfig::ssd300(21);
+    let priors = config.priors.priors().expect("priors");
+    for backend in Backend::compiled() {
+        let device = backend.device().expect("device");
+        let train_device = backend.autodiff_device().expect("autodiff device");
+        let net = config.init(&device).expect("ssd300");
+        let mut group = c.benchmark_group(format!("ssd300_{backend}"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(20));
+        for batch in [1, 8] {
+            let x = images(batch, &device);
+            group.bench_function(format!("forward_batch{batch}"), |b| {
+                b.iter(|| {
+                    let (loc, conf) = net.forward(x.clone());
+                    // Wait for the result: read one value back.
+                    black_box(loc.slice([0..1, 0..1, 0..1]).into_data());
+                    black_box(conf.slice([0..1, 0..1, 0..1]).into_data())
+                })
+            });
+        }
+        let mut train_net = config.init(&train_device).expect("ssd300");
+        let mut optimizer = SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+            ))
+            .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+            .init();
+        let x = images(4, &train_device);
+        let (labels, locations) = targets(4, priors.len(), &train_device);
+        group.bench_function("train_step_batch4", |b| {
+            b.iter(|| {
+                let (loc, conf) = train_net.forward(x.clone());
+                let parts =
+                    MultiBoxLoss::default().forward(loc, conf, labels.clone(), locations.clone());
+                let loss = parts.total(1.0);
+                let grads = GradientsParams::from_grads(loss.backward(), &train_net);
+                train_net = optimizer.step(1e-3, train_net.clone(), grads);
+                black_box(train_net.l2norm.weight.val().slice([0..1]).into_data())
+            })
+        });
+        let pp = PostProcessor::new(priors.clone(), PostProcessConfig::default());
+        let (loc, conf) = net.forward(images(1, &device));
+        group.bench_function("postprocess_1_image", |b| {
+            b.iter(|| {
+                black_box(
+                    pp.detect(loc.clone(), conf.clone(), &[[500, 375]])
+                        .expect("detect"),
+                )
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, model);
+criterion_main!(benches);
