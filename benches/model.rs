@@ -86,7 +86,7 @@ fn model(c: &mut Criterion) {
                 let loss = parts.total(1.0);
                 let grads = GradientsParams::from_grads(loss.backward(), &train_net);
                 train_net = optimizer.step(1e-3, train_net.clone(), grads);
-                black_box(train_net.l2norm.weight.val().slice([0..1]).into_data())
+                black_box(train_net.l2norm.weight.val().narrow(0, 0, 1).into_data())
             })
         });
         let pp = PostProcessor::new(priors.clone(), PostProcessConfig::default());
