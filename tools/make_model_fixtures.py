@@ -14,7 +14,9 @@ on fixed targets, takes one SGD step (lr 1e-3, momentum 0.9, weight decay 5e-4) 
 The input and targets are formulas the Rust test computes too (see `inputs()` and `targets()`).
 
   python3 tools/make_model_fixtures.py            # reduced: narrow channels, committed fixture
-  python3 tools/make_model_fixtures.py --full OUT # the real SSD300 (VGG16 widths), ~100 MB, not committed
+  python3 tools/make_model_fixtures.py --full OUT # the real SSD300 (VGG16 widths), ~100 MB, not committed;
+                                                  # also torchvision's ssd300_vgg16 with random weights
+                                                  # (torchvision.pth, torchvision_expected.pth)
 
 Needs torch (tested with 2.9.0).
 """
@@ -159,6 +161,34 @@ def multibox_loss(loc, conf, labels, loc_t, neg_pos_ratio=3):
     return loss_l / num_pos, loss_c / num_pos
 
 
+def torchvision_reference(out):
+    """torchvision's real ssd300_vgg16 (21 classes) with a seeded random init: its state dict and
+    its raw head outputs (backbone + head, no transform) for the same input, every 7th prior."""
+    import torchvision
+
+    tv = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+    g = torch.Generator().manual_seed(301)
+    with torch.no_grad():
+        for name, p in tv.named_parameters():
+            if name.endswith("weight") and p.dim() == 4:
+                fan_in = p[0].numel()
+                scale = 0.3 if name.startswith("head.") else 1.0
+                p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(2.0 / fan_in) * scale)
+            elif name.endswith("bias"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.2 - 0.1)
+            elif name == "backbone.scale_weight":
+                p.copy_(torch.rand(p.shape, generator=g) * 20 + 10)
+    tv.eval()
+    torch.save(tv.state_dict(), os.path.join(out, "torchvision.pth"))
+    with torch.no_grad():
+        features = list(tv.backbone(inputs()).values())
+        head = tv.head(features)
+    torch.save({
+        "loc_sub": head["bbox_regression"][:, ::7, :].contiguous(),
+        "conf_sub": head["cls_logits"][:, ::7, :].contiguous(),
+    }, os.path.join(out, "torchvision_expected.pth"))
+
+
 def main():
     full = "--full" in sys.argv
     out = sys.argv[sys.argv.index("--full") + 1] if full else os.path.join(HERE, "..", "crates", "ssd-model", "tests", "fixtures", "amdegroot_reduced")
@@ -187,6 +217,8 @@ def main():
     }
     torch.save(expected, os.path.join(out, "expected.pth"))
     torch.save(model.state_dict(), os.path.join(out, "updated.pth"))
+    if full:
+        torchvision_reference(out)
     print("wrote %s: loss_loc %.6f loss_conf %.6f, |loc| max %.3f, |conf| max %.3f, %d parameters" % (
         out, loss_l.item(), loss_c.item(), loc.abs().max().item(), conf.abs().max().item(),
         sum(p.numel() for p in model.parameters())))

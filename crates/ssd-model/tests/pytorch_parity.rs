@@ -40,6 +40,42 @@ fn full_ssd300_matches_pytorch_on_flex() {
     assert!(p.worst_weight.1 < 1e-5, "{p:?}");
 }
 
+/// torchvision's real `ssd300_vgg16` with random weights (from the same `--full` run): loaded
+/// from its own layout, our forward gives its raw head outputs within 1e-4.
+#[test]
+#[ignore = "needs the full-size fixture from tools/make_model_fixtures.py --full (not committed: ~100 MB)"]
+fn torchvision_ssd300_weights_give_torchvisions_outputs() {
+    let dir = std::env::var_os("SSD_FULL_PARITY_DIR").expect("set SSD_FULL_PARITY_DIR");
+    let dir = Path::new(&dir);
+    let device = Device::flex();
+    let model = ssd_model::SsdConfig::ssd300(21)
+        .init(&device)
+        .expect("valid");
+    let (model, report) = model
+        .load_pytorch(&dir.join("torchvision.pth"), LoadMode::Full)
+        .expect("torchvision layout loads");
+    assert_eq!(report.layout, ssd_model::PthLayout::Torchvision);
+    let expected =
+        ssd_model::read_pth_tensors(&dir.join("torchvision_expected.pth")).expect("outputs");
+    let input = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(
+            common::parity::hashed_unit(2 * 3 * 300 * 300, 0),
+            [2, 3, 300, 300],
+        ),
+        &device,
+    );
+    let (loc, conf) = model.forward(input);
+    let loc_diff =
+        common::parity::max_diff(&common::parity::every_7th(loc), &expected["loc_sub"].0);
+    let conf_diff =
+        common::parity::max_diff(&common::parity::every_7th(conf), &expected["conf_sub"].0);
+    eprintln!("torchvision: loc {loc_diff:e}, conf {conf_diff:e}");
+    assert!(
+        loc_diff < 1e-4 && conf_diff < 1e-4,
+        "loc {loc_diff:e}, conf {conf_diff:e}"
+    );
+}
+
 #[test]
 fn wrong_shapes_and_missing_tensors_are_named() {
     let device = Device::flex();
