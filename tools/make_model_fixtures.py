@@ -10,6 +10,7 @@ on fixed targets, takes one SGD step (lr 1e-3, momentum 0.9, weight decay 5e-4) 
   <out>/expected.pth  `loc` and `conf` for every 7th prior (`loc_sub` [N, ceil(P/7), 4],
                       `conf_sub`), `loss_loc`, `loss_conf` ([1] each)
   <out>/updated.pth   the state dict after the SGD step
+  <out>/reducedfc.pth the VGG part in amdegroot's vgg16_reducedfc.pth layout
 
 The input and targets are formulas the Rust test computes too (see `inputs()` and `targets()`).
 
@@ -189,6 +190,30 @@ def torchvision_reference(out):
     }, os.path.join(out, "torchvision_expected.pth"))
 
 
+def vgg16_reference(out):
+    """torchvision's ImageNet vgg16 with a seeded random init (~550 MB) and, computed here with
+    torch indexing, the paper's decimation of its fc6/fc7 into conv6/conv7."""
+    import torchvision
+
+    vgg = torchvision.models.vgg16(weights=None)
+    g = torch.Generator().manual_seed(302)
+    with torch.no_grad():
+        for p in vgg.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.01)
+    sd = vgg.state_dict()
+    torch.save(sd, os.path.join(out, "vgg16.pth"))
+    fc6 = sd["classifier.0.weight"].view(4096, 512, 7, 7)[::4, :, ::3, ::3].contiguous()
+    fc7 = sd["classifier.3.weight"][::4, ::4].contiguous().view(1024, 1024, 1, 1)
+    torch.save({
+        "conv6.weight": fc6,
+        "conv6.bias": sd["classifier.0.bias"][::4].contiguous(),
+        "conv7.weight": fc7,
+        "conv7.bias": sd["classifier.3.bias"][::4].contiguous(),
+        "conv1_1.weight": sd["features.0.weight"],
+        "conv5_3.weight": sd["features.28.weight"],
+    }, os.path.join(out, "vgg16_expected.pth"))
+
+
 def main():
     full = "--full" in sys.argv
     out = sys.argv[sys.argv.index("--full") + 1] if full else os.path.join(HERE, "..", "crates", "ssd-model", "tests", "fixtures", "amdegroot_reduced")
@@ -198,6 +223,9 @@ def main():
     model = SSD(blocks, fc, dilation, extras, classes)
     init(model, seed=300)
     torch.save(model.state_dict(), os.path.join(out, "model.pth"))
+    # The same VGG part in amdegroot's vgg16_reducedfc.pth layout (`0.weight` .. `33.bias`).
+    torch.save({k[len("vgg."):]: v for k, v in model.state_dict().items() if k.startswith("vgg.")},
+               os.path.join(out, "reducedfc.pth"))
 
     x = inputs()
     labels, loc_t = targets(classes)
@@ -219,6 +247,7 @@ def main():
     torch.save(model.state_dict(), os.path.join(out, "updated.pth"))
     if full:
         torchvision_reference(out)
+        vgg16_reference(out)
     print("wrote %s: loss_loc %.6f loss_conf %.6f, |loc| max %.3f, |conf| max %.3f, %d parameters" % (
         out, loss_l.item(), loss_c.item(), loc.abs().max().item(), conf.abs().max().item(),
         sum(p.numel() for p in model.parameters())))

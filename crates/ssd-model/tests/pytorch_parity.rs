@@ -76,6 +76,62 @@ fn torchvision_ssd300_weights_give_torchvisions_outputs() {
     );
 }
 
+/// torchvision's ImageNet `vgg16` (random weights, same `--full` run) as a backbone: conv1-conv5
+/// copied, fc6/fc7 decimated into conv6/conv7 exactly as torch indexing does it in the script.
+#[test]
+#[ignore = "needs the full-size fixture from tools/make_model_fixtures.py --full (not committed: ~550 MB)"]
+fn torchvision_vgg16_backbone_is_decimated_like_the_paper() {
+    let dir = std::env::var_os("SSD_FULL_PARITY_DIR").expect("set SSD_FULL_PARITY_DIR");
+    let dir = Path::new(&dir);
+    let model = ssd_model::SsdConfig::ssd300(21)
+        .init(&Device::flex())
+        .expect("valid");
+    let (model, report) = model
+        .load_pytorch(&dir.join("vgg16.pth"), LoadMode::Backbone)
+        .expect("vgg16 loads as a backbone");
+    assert_eq!(report.layout, ssd_model::PthLayout::TorchvisionVgg16);
+    let expected = ssd_model::read_pth_tensors(&dir.join("vgg16_expected.pth")).expect("expected");
+    let params: std::collections::BTreeMap<String, Vec<f32>> =
+        conv_params(&model).into_iter().collect();
+    for (ours, theirs) in [
+        ("vgg.0.weight", "conv1_1.weight"),
+        ("vgg.12.weight", "conv5_3.weight"),
+        ("vgg.13.weight", "conv6.weight"),
+        ("vgg.13.bias", "conv6.bias"),
+        ("vgg.14.weight", "conv7.weight"),
+        ("vgg.14.bias", "conv7.bias"),
+    ] {
+        assert_eq!(params[ours], expected[theirs].0, "{ours} vs {theirs}");
+    }
+}
+
+/// amdegroot's `vgg16_reducedfc.pth` layout (`0.weight` .. `33.bias`, the fixture's VGG part):
+/// loads as a backbone into exactly the VGG weights of the full file; the rest keeps its init.
+#[test]
+fn reducedfc_backbone_loads_the_vgg_part() {
+    let device = Device::flex();
+    let full = load(&device, "model.pth");
+    let fresh = reduced_config(6).init(&device).expect("valid");
+    let (backbone, report) = fresh
+        .load_pytorch(&fixture("reducedfc.pth"), LoadMode::Backbone)
+        .expect("reducedfc loads");
+    assert_eq!(report.layout, ssd_model::PthLayout::AmdegrootReducedFc);
+    assert_eq!(report.loaded.len(), 30);
+    for ((name, a), (_, b)) in conv_params(&full).into_iter().zip(conv_params(&backbone)) {
+        if name.starts_with("vgg.") {
+            assert_eq!(a, b, "{name}");
+        } else {
+            assert_ne!(a, b, "{name} should keep its initial value");
+        }
+    }
+    // As a full model it is refused: it has no heads.
+    let fresh = reduced_config(6).init(&device).expect("valid");
+    let err = fresh
+        .load_pytorch(&fixture("reducedfc.pth"), LoadMode::Full)
+        .expect_err("backbone only");
+    assert!(err.to_string().contains("backbone"), "{err}");
+}
+
 #[test]
 fn wrong_shapes_and_missing_tensors_are_named() {
     let device = Device::flex();
