@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use ssd_core::CornerBox;
 
-use crate::{Annotation, ClassList, DataError, ImageRef, ImageSet, load_rgb};
+use crate::{Annotation, ClassList, DataError, ImageRef, ImageSet, load_rgb, parallel_map};
 
 /// What opening a dataset found, for the caller to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,8 +198,6 @@ fn parse_all(
     classes: &ClassList,
     check_images: bool,
 ) -> Result<Vec<Annotation>, DataError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = set.len().div_ceil(threads).max(1);
     let parse_one = |image: &ImageRef| -> Result<Annotation, DataError> {
         let annotation = Annotation::from_file(&set.annotation_path(image), classes)?;
         if check_images {
@@ -207,25 +205,9 @@ fn parse_all(
         }
         Ok(annotation)
     };
-    let results: Vec<Result<Vec<Annotation>, DataError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = set
-            .images
-            .chunks(chunk)
-            .map(|images| scope.spawn(move || images.iter().map(parse_one).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    let mut annotations = Vec::with_capacity(set.len());
-    for result in results {
-        annotations.extend(result?);
-    }
-    Ok(annotations)
+    parallel_map(&set.images, |_, image| parse_one(image))
+        .into_iter()
+        .collect()
 }
 
 fn check_exists(path: &Path) -> Result<(), DataError> {

@@ -47,6 +47,7 @@ mod error;
 mod image_io;
 mod image_set;
 mod loader;
+mod parallel;
 mod rng;
 pub mod synthetic;
 mod targets;
@@ -64,6 +65,7 @@ pub use image_set::{ImageRef, ImageSet};
 pub use loader::{
     ItemTargets, LoaderConfig, SsdBatch, SsdBatcher, SsdDataset, SsdItem, data_loader,
 };
+pub use parallel::parallel_map;
 pub use rng::SampleRng;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticConfig, SyntheticSummary, write_synthetic};
 pub use targets::TargetEncoder;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
-use crate::{DataError, SampleRng};
+use crate::{DataError, SampleRng, parallel_map};
 
 /// The classes of the synthetic dataset, in label order (label 1 is `circle`).
 pub const SYNTHETIC_CLASSES: [&str; 5] = ["circle", "square", "triangle", "ring", "cross"];
@@ -108,30 +108,7 @@ pub fn write_synthetic(
     }
     let total = config.train_images + config.test_images;
     let ids: Vec<String> = (1..=total).map(|i| format!("{i:06}")).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = total.div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<Vec<DrawnObject>>, DataError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ids
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, chunk_ids)| {
-                scope.spawn(move || {
-                    chunk_ids
-                        .iter()
-                        .enumerate()
-                        .map(|(k, id)| write_one(root, id, (c * chunk + k) as u64, config))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
+    let results = parallel_map(&ids, |i, id| write_one(root, id, i as u64, config));
     let mut summary = SyntheticSummary {
         root: root.to_owned(),
         class_file: root.join("classes.txt"),
@@ -141,7 +118,7 @@ pub fn write_synthetic(
         difficult: 0,
     };
     for objects in results {
-        for o in objects?.iter().flatten() {
+        for o in &objects? {
             summary.objects += 1;
             summary.truncated += usize::from(o.truncated);
             summary.difficult += usize::from(o.difficult);

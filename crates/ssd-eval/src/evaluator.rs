@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ssd_data::VocDataset;
+use ssd_data::{VocDataset, parallel_map};
 
 use crate::{ApMetric, EvalError, average_precision};
 
@@ -379,28 +379,8 @@ impl VocEvaluator {
 
     /// Evaluates every class (classes in parallel).
     pub fn evaluate(&self, config: &EvalConfig) -> Evaluation {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let n = self.classes.len();
-        let chunk = n.div_ceil(threads).max(1);
-        let classes: Vec<ClassEvaluation> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..n)
-                .step_by(chunk)
-                .map(|start| {
-                    scope.spawn(move || {
-                        (start..(start + chunk).min(n))
-                            .map(|c| self.evaluate_class(c, config))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| match h.join() {
-                    Ok(result) => result,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                })
-                .collect()
-        });
+        let indices: Vec<usize> = (0..self.classes.len()).collect();
+        let classes = parallel_map(&indices, |_, &c| self.evaluate_class(c, config));
         let aps: Vec<f64> = classes.iter().filter_map(|c| c.ap).collect();
         let map = (!aps.is_empty()).then(|| aps.iter().sum::<f64>() / aps.len() as f64);
         Evaluation {

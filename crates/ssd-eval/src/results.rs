@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ssd_data::parallel_map;
+
 use crate::{EvalError, PixelBox, VocEvaluator};
 
 /// The competition id the files are written under (`comp4`: trained on any data, as the SSD paper).
@@ -97,31 +99,10 @@ pub fn read_results(
     image_set: &str,
 ) -> Result<usize, EvalError> {
     let files = find_results_files(folder, image_set, evaluator.classes())?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(threads).max(1);
     let shared: &VocEvaluator = evaluator;
-    let parsed: Vec<Result<Vec<ParsedLine>, EvalError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|paths| {
-                scope.spawn(move || {
-                    paths
-                        .iter()
-                        .map(|p| match p {
-                            None => Ok(Vec::new()),
-                            Some(path) => parse_file(shared, path),
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
+    let parsed = parallel_map(&files, |_, path| match path {
+        None => Ok(Vec::new()),
+        Some(path) => parse_file(shared, path),
     });
     let mut count = 0;
     for (c, result) in parsed.into_iter().enumerate() {
