@@ -99,6 +99,14 @@ def main():
         batched_case("empty", empty, torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5),
     ]
 
+    # torchvision's default boxes for ssd300_vgg16 (its COCO recipe), in (cx, cy, w, h).
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    generator = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                                    scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+                                    steps=[8, 16, 32, 64, 100, 300])
+    grids = [[f, f] for f in (38, 19, 10, 5, 3, 1)]
+    tv_priors = generator._grid_default_boxes(grids, [300, 300])
+
     doc = {
         "generator": "tools/make_core_fixtures.py",
         "torch": torch.__version__,
@@ -106,6 +114,7 @@ def main():
         "iou": iou,
         "nms": nms_cases,
         "batched_nms": batched,
+        "torchvision_ssd300_priors": tolist(tv_priors),
     }
     with open(OUT, "w") as f:
         json.dump(doc, f, indent=None, separators=(",", ":"))

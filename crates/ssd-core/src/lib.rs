@@ -42,4 +42,4 @@ pub use coder::BoxCoder;
 pub use error::CoreError;
 pub use matching::{PriorTargets, match_priors};
 pub use nms::{argsort_desc, batched_nms, nms, top_k};
-pub use priors::PriorConfig;
+pub use priors::{PriorClip, PriorConfig};

@@ -27,9 +27,20 @@ pub struct PriorConfig {
     pub max_sizes: Vec<f64>,
     /// Extra aspect ratios of each level (each `r` adds `r` and `1/r`).
     pub aspect_ratios: Vec<Vec<f64>>,
-    /// Clamp every prior's `cx, cy, w, h` to `[0, 1]`. `true` is what amdegroot and lufficc do and
-    /// what their trained weights expect; `false` is the Caffe original.
-    pub clip: bool,
+    /// Which coordinates are clamped to `[0, 1]` (see [`PriorClip`]).
+    pub clip: PriorClip,
+}
+
+/// Which coordinates of each prior are clamped to `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PriorClip {
+    /// Nothing: the Caffe original.
+    None,
+    /// Width and height only: torchvision's `DefaultBoxGenerator` (centres of the last column of
+    /// a level may exceed 1).
+    Sizes,
+    /// `cx, cy, w, h`: amdegroot and lufficc, and what their trained weights expect.
+    All,
 }
 
 impl PriorConfig {
@@ -49,7 +60,7 @@ impl PriorConfig {
                 vec![2.0],
                 vec![2.0],
             ],
-            clip: true,
+            clip: PriorClip::All,
         }
     }
 
@@ -70,12 +81,25 @@ impl PriorConfig {
                 vec![2.0],
                 vec![2.0],
             ],
-            clip: true,
+            clip: PriorClip::All,
+        }
+    }
+
+    /// torchvision's `ssd300_vgg16` default boxes (its COCO recipe: scales 0.07, 0.15, 0.33, 0.51,
+    /// 0.69, 0.87, 1.05 of 300 px): 8732 priors in the same order as [`PriorConfig::ssd300_voc`],
+    /// with smaller boxes. Detecting with torchvision-trained weights needs these priors.
+    pub fn ssd300_torchvision() -> Self {
+        let scales = [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05];
+        Self {
+            min_sizes: scales[..6].iter().map(|s| s * 300.0).collect(),
+            max_sizes: scales[1..].iter().map(|s| s * 300.0).collect(),
+            clip: PriorClip::Sizes,
+            ..Self::ssd300_voc()
         }
     }
 
     /// The same configuration with `clip` set.
-    pub fn with_clip(mut self, clip: bool) -> Self {
+    pub fn with_clip(mut self, clip: PriorClip) -> Self {
         self.clip = clip;
         self
     }
@@ -169,15 +193,11 @@ impl PriorConfig {
 
     fn finish(&self, cx: f64, cy: f64, w: f64, h: f64) -> CenterBox {
         let b = CenterBox::new(cx as f32, cy as f32, w as f32, h as f32);
-        if self.clip {
-            CenterBox::new(
-                b.cx.clamp(0.0, 1.0),
-                b.cy.clamp(0.0, 1.0),
-                b.w.clamp(0.0, 1.0),
-                b.h.clamp(0.0, 1.0),
-            )
-        } else {
-            b
+        let unit = |v: f32| v.clamp(0.0, 1.0);
+        match self.clip {
+            PriorClip::None => b,
+            PriorClip::Sizes => CenterBox::new(b.cx, b.cy, unit(b.w), unit(b.h)),
+            PriorClip::All => CenterBox::new(unit(b.cx), unit(b.cy), unit(b.w), unit(b.h)),
         }
     }
 }
@@ -205,7 +225,7 @@ mod tests {
     #[test]
     fn ssd300_priors_at_level_boundaries() {
         let p = PriorConfig::ssd300_voc()
-            .with_clip(false)
+            .with_clip(PriorClip::None)
             .priors()
             .unwrap_or_default();
         // Level 0, cell (0, 0): centre 4/300, min square 30/300, second square sqrt(30*60)/300.

@@ -1,15 +1,17 @@
 //! Parity with torchvision's `ops.box_iou`, `ops.nms` and `ops.batched_nms`, on fixtures written by
 //! `tools/make_core_fixtures.py` (random, tied, identical, empty and exactly-0.5 cases). Indices
-//! must match exactly; IoU values within 1e-6.
+//! must match exactly; IoU values within 1e-6. Also torchvision's `DefaultBoxGenerator` for
+//! `ssd300_vgg16` against `PriorConfig::ssd300_torchvision` (1e-6).
 
 use serde::Deserialize;
-use ssd_core::{CornerBox, batched_nms, iou_matrix, nms};
+use ssd_core::{CornerBox, PriorConfig, batched_nms, iou_matrix, nms};
 
 #[derive(Deserialize)]
 struct Fixtures {
     iou: Vec<IouCase>,
     nms: Vec<NmsCase>,
     batched_nms: Vec<NmsCase>,
+    torchvision_ssd300_priors: Vec<[f32; 4]>,
 }
 
 #[derive(Deserialize)]
@@ -83,4 +85,25 @@ fn batched_nms_matches_torchvision_batched_nms() {
         .expect("lengths agree");
         assert_eq!(keep, case.keep, "{}", case.name);
     }
+}
+
+#[test]
+fn torchvision_default_boxes_match_the_torchvision_preset() {
+    let expected = fixtures().torchvision_ssd300_priors;
+    let ours = PriorConfig::ssd300_torchvision()
+        .priors()
+        .expect("valid preset");
+    assert_eq!(ours.len(), expected.len());
+    let mut worst = 0.0f32;
+    for (i, (p, e)) in ours.iter().zip(&expected).enumerate() {
+        for (a, b) in [p.cx, p.cy, p.w, p.h].iter().zip(e) {
+            let d = (a - b).abs();
+            worst = worst.max(d);
+            assert!(d < 1e-6, "prior {i}: {p:?} vs {e:?}");
+        }
+    }
+    eprintln!("torchvision default boxes: max |diff| {worst:e}");
+    // And they differ from the VOC preset (smaller boxes), so using the right one matters.
+    let voc = PriorConfig::ssd300_voc().priors().expect("valid preset");
+    assert!((voc[0].w - ours[0].w).abs() > 0.02);
 }

@@ -36,7 +36,7 @@ fn small_priors() -> PriorConfig {
         min_sizes: vec![10.0, 25.0, 45.0, 70.0],
         max_sizes: vec![25.0, 45.0, 70.0, 96.0],
         aspect_ratios: vec![vec![2.0], vec![2.0, 3.0], vec![2.0, 3.0], vec![2.0]],
-        clip: true,
+        clip: ssd_core::PriorClip::All,
     }
 }
 

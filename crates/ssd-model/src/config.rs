@@ -172,7 +172,7 @@ impl SsdConfig {
                 vec![2.0],
                 vec![2.0],
             ],
-            clip: true,
+            clip: ssd_core::PriorClip::All,
         };
         Self::new(num_classes, vgg, extras, priors)
     }
