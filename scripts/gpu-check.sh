@@ -10,8 +10,11 @@
 #
 # With the session's device tool: build here, then run `bash scripts/gpu-check.sh run` there with
 # `carry: ["gpu-check"]` (the folder is git-ignored, so it only travels when carried).
-# `run` prints the long-axis reduction table (docs/wgpu-reduce.md) and runs the backend test
-# including the ignored wgpu case. On lavapipe that case fails by design (Mesa's loop limit).
+# `run` prints the long-axis reduction table (docs/wgpu-reduce.md), runs the backend test
+# including the ignored wgpu case (on lavapipe that case fails by design: Mesa's loop limit), then
+# `ssd quickstart` on wgpu (the product end to end on the GPU, timed; `QUICKSTART_BACKENDS="wgpu flex"`
+# adds flex on the CPUs; pass
+# `QUICKSTART_ITERATIONS=N` to shorten it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=gpu-check
@@ -19,12 +22,14 @@ case "${1:-}" in
   build)
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ssd/target/gpu-check}
     cargo build --release --features flex,wgpu --example reduce_probe
+    cargo build --release -p ssd-cli --features flex,wgpu
     bin=$(cargo test --release -p ssd --features flex,wgpu --test backends --no-run --message-format=json 2>/dev/null |
       sed -n 's/.*"executable":"\([^"]*backends[^"]*\)".*/\1/p' | tail -n 1)
     rm -rf "$OUT" && mkdir -p "$OUT/bin"
     cp "$CARGO_TARGET_DIR/release/examples/reduce_probe" "$OUT/bin/reduce_probe"
     cp "$bin" "$OUT/bin/backends"
-    strip "$OUT/bin/reduce_probe" "$OUT/bin/backends"
+    cp "$CARGO_TARGET_DIR/release/ssd" "$OUT/bin/ssd"
+    strip "$OUT/bin/reduce_probe" "$OUT/bin/backends" "$OUT/bin/ssd"
     tar -C "$OUT" -czf "$OUT/gpu-check.tar.gz" bin
     rm -rf "$OUT/bin"
     ls -la "$OUT"
@@ -33,7 +38,15 @@ case "${1:-}" in
     export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
     [ -x "$OUT/bin/backends" ] || tar -C "$OUT" -xzf "$OUT/gpu-check.tar.gz"
     "$OUT/bin/reduce_probe"
-    "$OUT/bin/backends" --include-ignored --test-threads 1
+    "$OUT/bin/backends" --include-ignored --test-threads 1 || echo "backends test FAILED"
+    "$OUT/bin/ssd" backends
+    for backend in ${QUICKSTART_BACKENDS:-wgpu}; do
+      start=$(date +%s)
+      "$OUT/bin/ssd" quickstart --backend "$backend" --workers 8 \
+        --iterations "${QUICKSTART_ITERATIONS:-900}" --results "/tmp/quickstart-$backend" |
+        grep -v '^checkpoint' | tail -n 14
+      echo "quickstart on $backend: $(($(date +%s) - start)) s"
+    done
     ;;
   *)
     echo "usage: $0 build|run" >&2

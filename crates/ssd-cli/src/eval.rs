@@ -1,11 +1,14 @@
-//! `ssd eval`: VOC mAP of devkit result files against a VOC image set.
+//! `ssd eval`: VOC mAP of a trained model (`--trained-model`, the paper's test settings) or of
+//! devkit result files (`--detections`) against a VOC image set.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{ClassList, VocDataset};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, VocEvaluator, read_results};
+use ssd_eval::{ApMetric, EvalConfig, IouRule, VocEvaluator, read_results, write_results};
+use ssd_model::PostProcessConfig;
 
 /// Arguments of `ssd eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,9 +21,24 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub datanames: String,
     /// Folder of devkit result files `<comp>_det_<set>_<class>.txt`, lines
-    /// `<image_id> <score> <xmin> <ymin> <xmax> <ymax>` (1-based pixels).
+    /// `<image_id> <score> <xmin> <ymin> <xmax> <ymax>` (1-based pixels). With `--trained-model`:
+    /// where the model's result files are written (default `results/det`).
     #[arg(long)]
-    pub detections: PathBuf,
+    pub detections: Option<PathBuf>,
+    /// Evaluate this model (checkpoint folder, `.bpk` or PyTorch `.pth`): detection over the
+    /// image set with the paper's test settings (score 0.01, top 400 per class, NMS 0.45, 200 per
+    /// image), then the devkit result files and the mAP.
+    #[arg(long)]
+    pub trained_model: Option<PathBuf>,
+    /// Images per batch (with `--trained-model`).
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Data loading threads (with `--trained-model`).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Backend (with `--trained-model`; default: the first compiled in).
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::backend::Backend>,
     /// `voc07` (11-point, the paper's) or `area` (VOC2010+).
     #[arg(long, default_value = "voc07")]
     pub metric: ApMetric,
@@ -38,27 +56,66 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// Runs `ssd eval` on result files; prints the table (or JSON) to stdout.
+/// Runs `ssd eval`; prints the table (or JSON) to stdout.
 pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let classes = match &args.classes {
-        Some(path) => ClassList::from_file(path)?,
-        None => ClassList::voc(),
-    };
-    let voc = VocDataset::open_annotations(&args.dataroot, &args.datanames, classes)?;
-    let mut evaluator = VocEvaluator::from_dataset(&voc);
-    let count = read_results(&mut evaluator, &args.detections, &args.datanames)
-        .with_context(|| format!("reading results from {}", args.detections.display()))?;
-    let config = EvalConfig {
-        metric: args.metric,
-        iou_threshold: args.iou_threshold,
-        rule: args.iou_rule,
-    };
     anyhow::ensure!(
         args.iou_threshold > 0.0 && args.iou_threshold <= 1.0,
         "--iou-threshold must be in (0, 1], got {}",
         args.iou_threshold
     );
+    let (voc, evaluator, count) = match &args.trained_model {
+        Some(model) => {
+            let (_, device) = crate::detect::inference_device(args.backend)?;
+            let trained = crate::model_io::load_trained(model, args.classes.as_deref(), &device)?;
+            let voc = Arc::new(VocDataset::open(
+                &args.dataroot,
+                &args.datanames,
+                trained.classes.clone(),
+            )?);
+            let evaluator = crate::detect::detect_dataset(
+                &trained,
+                &voc,
+                &PostProcessConfig::default(),
+                args.batch_size.max(1),
+                args.workers,
+                &device,
+            )?;
+            let folder = args
+                .detections
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("results/det"));
+            write_results(&evaluator, &folder, "comp4", &args.datanames)?;
+            if !args.json {
+                println!("result files in {}", folder.display());
+            }
+            let count = evaluator.num_detections();
+            (voc, evaluator, count)
+        }
+        None => {
+            let Some(folder) = &args.detections else {
+                anyhow::bail!("give --trained-model MODEL or --detections FOLDER");
+            };
+            let classes = match &args.classes {
+                Some(path) => ClassList::from_file(path)?,
+                None => ClassList::voc(),
+            };
+            let voc = Arc::new(VocDataset::open_annotations(
+                &args.dataroot,
+                &args.datanames,
+                classes,
+            )?);
+            let mut evaluator = VocEvaluator::from_dataset(&voc);
+            let count = read_results(&mut evaluator, folder, &args.datanames)
+                .with_context(|| format!("reading results from {}", folder.display()))?;
+            (voc, evaluator, count)
+        }
+    };
+    let config = EvalConfig {
+        metric: args.metric,
+        iou_threshold: args.iou_threshold,
+        rule: args.iou_rule,
+    };
     let result = evaluator.evaluate(&config);
     if args.json {
         println!("{}", result.to_json());

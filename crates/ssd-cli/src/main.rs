@@ -1,15 +1,18 @@
-//! `ssd`: the command line of the SSD detector. Today: `ssd backends` and `ssd eval` on result
-//! files; `train`, `detect`, model evaluation and `quickstart` come with later issues.
+//! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
+//! `backends`.
 
 use anyhow::Context;
 use burn::tensor::Tensor;
 use clap::{Parser, Subcommand};
 use ssd_cli::backend::{ALL_BACKENDS, Backend};
+use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
+use ssd_cli::quickstart::{QuickstartArgs, quickstart};
+use ssd_cli::train::{TrainArgs, train};
 
 /// SSD (Single Shot MultiBox Detector) on Burn.
 #[derive(Debug, Parser)]
-#[command(name = "ssd", version, about)]
+#[command(name = "ssd", version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,20 +20,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train an SSD on VOC-format data (the Caffe recipe by default).
+    Train(Box<TrainArgs>),
+    /// Detect objects in an image or a folder of images: annotated copies and JSON lines.
+    Detect(DetectArgs),
+    /// VOC mAP of a trained model (`--trained-model`) or of devkit result files
+    /// (`--detections`) on an image set.
+    Eval(EvalArgs),
+    /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
+    /// the whole workflow in a few minutes on a CPU, nothing to download.
+    Quickstart(QuickstartArgs),
     /// List the backends compiled into this binary and check that each one computes.
     Backends {
         /// Check only this backend (default: every compiled-in one).
         #[arg(long, value_enum)]
         backend: Option<Backend>,
     },
-    /// VOC mAP of devkit result files (`comp4_det_test_<class>.txt`) against an image set.
-    Eval(EvalArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Backends { backend } => backends(backend),
         Command::Eval(args) => eval_results(&args),
+        Command::Detect(args) => detect(&args),
+        Command::Quickstart(args) => quickstart(&args),
+        Command::Train(args) => run_train(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -40,6 +54,27 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let outcome = train(config, args.resume.as_deref())?;
+    if outcome.interrupted {
+        println!(
+            "stopped at iteration {}; resume with --resume {}",
+            outcome.iterations,
+            outcome.checkpoint.display()
+        );
+    } else {
+        println!(
+            "trained {} iterations: model {}, checkpoint {}, loss curve {}",
+            outcome.iterations,
+            outcome.model.display(),
+            outcome.checkpoint.display(),
+            outcome.loss_plot.display()
+        );
+    }
+    Ok(())
 }
 
 fn backends(only: Option<Backend>) -> anyhow::Result<()> {

@@ -121,14 +121,21 @@ impl SsdDataset {
         self.inner.epoch.load(Ordering::SeqCst)
     }
 
-    /// Loads, transforms and encodes sample `index`.
+    /// Loads, transforms and encodes sample `index` for the current epoch ([`Self::set_epoch`]).
     pub fn item(&self, index: usize) -> Result<SsdItem, DataError> {
+        self.item_at(index, self.epoch())
+    }
+
+    /// Loads, transforms and encodes sample `index` as in epoch `epoch` (the augmentation's random
+    /// stream is [`SampleRng::for_sample`]`(seed, epoch, index)`), independent of
+    /// [`Self::set_epoch`]: loaders that prefetch across an epoch boundary use this.
+    pub fn item_at(&self, index: usize, epoch: u64) -> Result<SsdItem, DataError> {
         let inner = &self.inner;
         let voc = &inner.voc;
         let loaded = voc.load(index)?;
         let original_size = [loaded.annotation.width, loaded.annotation.height];
         let (boxes, labels) = voc.ground_truth(index, inner.keep_difficult);
-        let mut rng = SampleRng::for_sample(inner.seed, self.epoch(), index as u64);
+        let mut rng = SampleRng::for_sample(inner.seed, epoch, index as u64);
         let out = inner.augment.apply(loaded.image, &boxes, &labels, &mut rng);
         let targets = match &inner.encoder {
             None => None,

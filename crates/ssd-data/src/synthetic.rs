@@ -63,6 +63,23 @@ impl Default for SyntheticConfig {
     }
 }
 
+impl SyntheticConfig {
+    /// Small images (96-128 px) with one or two large objects (35-70% of the short side), none
+    /// truncated: data a tiny model learns in seconds, for tests and smoke runs.
+    pub fn large_objects(train_images: usize, test_images: usize) -> Self {
+        Self {
+            train_images,
+            test_images,
+            width: [96, 128],
+            height: [96, 128],
+            objects: [1, 2],
+            object_size: [0.35, 0.7],
+            truncated_probability: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
 /// What [`write_synthetic`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticSummary {

@@ -37,4 +37,6 @@ pub use error::ModelError;
 pub use loss::{LossParts, MultiBoxLoss};
 pub use model::{L2NORM_EPS, L2Norm, Ssd};
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
-pub use weights::{HostTensor, LoadMode, LoadReport, PthLayout, read_pth_tensors};
+pub use weights::{
+    HostTensor, LoadMode, LoadReport, PthLayout, checkpoint_metadata, pth_entries, read_pth_tensors,
+};

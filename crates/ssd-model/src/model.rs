@@ -1,9 +1,9 @@
 //! The SSD network: VGG base, L2Norm, extra layers, multibox heads.
 
 use burn::module::{Module, Param};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -45,6 +45,9 @@ impl L2Norm {
 pub struct Ssd {
     /// conv1_1 .. conv5_3, then conv6 (fc6) and conv7 (fc7).
     pub vgg: Vec<Conv2d>,
+    /// With [`VggConfig::batch_norm`](crate::VggConfig::batch_norm): one batch norm after each
+    /// conv of `vgg`, then one after each conv of `extras`, in that order; else empty.
+    pub norms: Vec<BatchNorm>,
     /// L2Norm on conv4_3.
     pub l2norm: L2Norm,
     /// Extra layers, in (reduce, source) pairs.
@@ -111,6 +114,14 @@ impl SsdConfig {
             ));
             channels = e.channels;
         }
+        let norms = if self.vgg.batch_norm {
+            vgg.iter()
+                .chain(&extras)
+                .map(|c| BatchNormConfig::new(c.weight.dims()[0]).init(device))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let boxes = self.priors.boxes_per_location();
         let (mut loc, mut conf) = (Vec::new(), Vec::new());
         for (c, b) in self.source_channels().into_iter().zip(boxes) {
@@ -123,6 +134,7 @@ impl SsdConfig {
         };
         Ok(Ssd {
             vgg,
+            norms,
             l2norm,
             extras,
             loc,
@@ -153,12 +165,12 @@ impl Ssd {
     pub fn sources(&self, images: Tensor<4>) -> Vec<Tensor<4>> {
         let layout = &self.layout;
         let mut x = images;
-        let mut convs = self.vgg.iter();
+        let mut convs = self.vgg.iter().chain(&self.extras).enumerate();
         let mut sources = Vec::with_capacity(self.loc.len());
         let last = layout.blocks.len() - 1;
         for (b, &n) in layout.blocks.iter().enumerate() {
-            for conv in convs.by_ref().take(n) {
-                x = relu(conv.forward(x));
+            for (i, conv) in convs.by_ref().take(n) {
+                x = self.conv_relu(i, conv, x);
             }
             if b == layout.source_block {
                 sources.push(self.l2norm.forward(x.clone()));
@@ -175,17 +187,27 @@ impl Ssd {
             };
             x = pool.init().forward(x);
         }
-        for conv in convs {
-            x = relu(conv.forward(x));
+        for (i, conv) in convs.by_ref().take(2) {
+            x = self.conv_relu(i, conv, x);
         }
         sources.push(x.clone());
-        for pair in self.extras.chunks(2) {
-            for conv in pair {
-                x = relu(conv.forward(x));
+        for (i, conv) in convs {
+            x = self.conv_relu(i, conv, x);
+            if !(i - self.vgg.len()).is_multiple_of(2) {
+                sources.push(x.clone());
             }
-            sources.push(x.clone());
         }
         sources
+    }
+
+    /// `relu(norm(conv(x)))` for conv `i` of `vgg` followed by `extras` (no norm without batch
+    /// norm).
+    fn conv_relu(&self, i: usize, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        let y = conv.forward(x);
+        match self.norms.get(i) {
+            Some(norm) => relu(norm.forward(y)),
+            None => relu(y),
+        }
     }
 
     /// `images [N, 3, S, S]` (RGB minus the mean) to `(loc [N, P, 4], conf [N, P, C])`: each

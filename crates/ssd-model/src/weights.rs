@@ -571,11 +571,47 @@ impl Ssd {
 
     /// Saves the weights as a native Burn checkpoint (`.bpk`), replacing an existing file.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
-        let mut store = BurnpackStore::from_file(path).overwrite(true);
-        self.save_into(&mut store).map_err(|e| ModelError::Weights {
+        self.save_checkpoint_with(path, &BTreeMap::new())
+    }
+
+    /// Saves the weights with `metadata` (key/value strings stored in the file, read back with
+    /// [`checkpoint_metadata`]). The file is written whole under a temporary name beside `path`,
+    /// flushed to disk and then renamed over `path`, so a process killed at any moment leaves
+    /// either the previous file or the new one, never a partial one.
+    pub fn save_checkpoint_with(
+        &self,
+        path: &Path,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), ModelError> {
+        let error = |message: String| ModelError::Weights {
             path: path.to_owned(),
-            message: format!("cannot save: {e}"),
-        })
+            message,
+        };
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(format!(".partial-{}", std::process::id()));
+        let partial = std::path::PathBuf::from(partial);
+        let mut store = BurnpackStore::from_file(&partial)
+            .auto_extension(false)
+            .overwrite(true);
+        for (key, value) in metadata {
+            store = store.metadata(key.clone(), value.clone());
+        }
+        self.save_into(&mut store)
+            .map_err(|e| error(format!("cannot save: {e}")))?;
+        let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+        sync(&partial).map_err(|e| error(format!("cannot flush {}: {e}", partial.display())))?;
+        std::fs::rename(&partial, path).map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            error(format!(
+                "cannot rename {} into place: {e}",
+                partial.display()
+            ))
+        })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Makes the rename itself durable; not every filesystem allows it, so best effort.
+            let _ = sync(dir);
+        }
+        Ok(())
     }
 
     /// Loads a native checkpoint written by [`Ssd::save_checkpoint`] for the same configuration;
@@ -607,6 +643,86 @@ impl Ssd {
         }
         Ok(self)
     }
+}
+
+/// The keys of a `.pth` with their shapes, without reading any values.
+pub fn pth_entries(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+    let reader = PytorchReader::new(path).map_err(|e| ModelError::Weights {
+        path: path.to_owned(),
+        message: format!("not a readable PyTorch file: {e}"),
+    })?;
+    Ok(reader
+        .keys()
+        .into_iter()
+        .filter_map(|k| reader.get(&k).map(|t| (k.clone(), t.shape().to_vec())))
+        .collect())
+}
+
+impl crate::SsdConfig {
+    /// The configuration a full-model state dict was trained with, from its keys and shapes:
+    /// SSD300 or SSD512 from the number of heads (6 or 7), the classes from the first
+    /// classification head, torchvision's default boxes for its layout
+    /// ([`ssd_core::PriorConfig::ssd300_torchvision`]). Backbone-only files are an error.
+    pub fn from_state_dict(entries: &[(String, Vec<usize>)]) -> Result<Self, String> {
+        let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+        let layout = PthLayout::detect(&keys).ok_or_else(|| {
+            "not an SSD state dict of a known layout (amdegroot, torchvision, lufficc)".to_owned()
+        })?;
+        let (loc, conf) = match layout {
+            PthLayout::Amdegroot => ("loc.", "conf."),
+            PthLayout::Torchvision => (
+                "head.regression_head.module_list.",
+                "head.classification_head.module_list.",
+            ),
+            PthLayout::Lufficc => (
+                "box_head.predictor.reg_headers.",
+                "box_head.predictor.cls_headers.",
+            ),
+            PthLayout::TorchvisionVgg16 | PthLayout::AmdegrootReducedFc => {
+                return Err(format!(
+                    "{layout:?} is an ImageNet backbone, not a trained detector \
+                     (use it as --pretrained-model for training)"
+                ));
+            }
+        };
+        let heads = keys
+            .iter()
+            .filter(|k| k.starts_with(loc) && k.ends_with(".weight"))
+            .count();
+        let conf0 = entries
+            .iter()
+            .find(|(k, _)| *k == format!("{conf}0.weight"))
+            .map(|(_, shape)| shape.clone())
+            .ok_or_else(|| format!("no `{conf}0.weight` in the state dict"))?;
+        let mut config = match heads {
+            6 => Self::ssd300(2),
+            7 => Self::ssd512(2),
+            n => return Err(format!("{n} box heads: neither SSD300 (6) nor SSD512 (7)")),
+        };
+        if layout == PthLayout::Torchvision {
+            config.priors = ssd_core::PriorConfig::ssd300_torchvision();
+        }
+        let boxes = config.priors.boxes_per_location()[0];
+        let outputs = conf0.first().copied().unwrap_or(0);
+        if outputs == 0 || !outputs.is_multiple_of(boxes) {
+            return Err(format!(
+                "`{conf}0.weight` has {outputs} outputs, not a multiple of {boxes} boxes"
+            ));
+        }
+        config.num_classes = outputs / boxes;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
+/// The metadata stored in a native checkpoint by [`Ssd::save_checkpoint_with`] (plus Burn's own
+/// `format`, `producer` and `version` entries).
+pub fn checkpoint_metadata(path: &Path) -> Result<BTreeMap<String, String>, ModelError> {
+    let reader = burn_pack::Reader::from_file_exact(path).map_err(|e| ModelError::Weights {
+        path: path.to_owned(),
+        message: format!("not a readable Burn checkpoint: {e}"),
+    })?;
+    Ok(reader.metadata().clone())
 }
 
 /// Float values and shape of one tensor.

@@ -58,6 +58,7 @@ pub fn reduced_config(num_classes: usize) -> SsdConfig {
         source_block: 3,
         fc_channels: 64,
         fc_dilation: 6,
+        batch_norm: false,
     };
     let extras = [
         (16, 1, 1, 0),
