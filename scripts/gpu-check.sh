@@ -21,8 +21,8 @@ OUT=gpu-check
 case "${1:-}" in
   build)
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ssd/target/gpu-check}
-    cargo build --release --features flex,wgpu --example reduce_probe
-    cargo build --release -p ssd-cli --features flex,wgpu
+    # One cargo invocation for both packages, so that Burn is built once with one feature set.
+    cargo build --release -p ssd -p ssd-cli --features ssd/flex,ssd/wgpu --example reduce_probe --bin ssd
     bin=$(cargo test --release -p ssd --features flex,wgpu --test backends --no-run --message-format=json 2>/dev/null |
       sed -n 's/.*"executable":"\([^"]*backends[^"]*\)".*/\1/p' | tail -n 1)
     rm -rf "$OUT" && mkdir -p "$OUT/bin"
@@ -43,7 +43,7 @@ case "${1:-}" in
     for backend in ${QUICKSTART_BACKENDS:-wgpu}; do
       start=$(date +%s)
       "$OUT/bin/ssd" quickstart --backend "$backend" --workers 8 \
-        --iterations "${QUICKSTART_ITERATIONS:-900}" --results "/tmp/quickstart-$backend" |
+        ${QUICKSTART_ITERATIONS:+--iterations "$QUICKSTART_ITERATIONS"} --results "/tmp/quickstart-$backend" |
         grep -v '^checkpoint' | tail -n 14
       echo "quickstart on $backend: $(($(date +%s) - start)) s"
     done

@@ -334,6 +334,18 @@ pub fn train(config: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Train
     let mut optimizer = build_optimizer(&config);
     let mut start = 0;
     let mut last_checkpoint: Option<PathBuf> = None;
+    let mut last_saved = 0;
+    // Writes `results/weights/<name>_<done>/`.
+    let save_at = |done: u64, model: &Ssd, optimizer: &ModuleOptimizer| {
+        let state = TrainState {
+            iteration: done,
+            config: config.clone(),
+            model: model_cfg.clone(),
+            classes: classes.names().to_vec(),
+        };
+        let dir = weights_dir.join(format!("{name}_{done}"));
+        save_checkpoint(&dir, model, optimizer, &state, &classes).map(|()| dir)
+    };
     if let Some((dir, state)) = &resumed {
         model = model
             .load_checkpoint(&dir.join(MODEL_FILE))
@@ -421,7 +433,23 @@ pub fn train(config: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Train
     let mut done = start;
     let mut final_loss = f64::NAN;
     for next in batches {
-        let (k, _epoch, items) = next?;
+        let (k, _epoch, items) = match next {
+            Ok(batch) => batch,
+            Err(e) => {
+                // A file that went bad after the start (every annotation and image was checked
+                // then): keep the progress before reporting it.
+                bar.finish_and_clear();
+                let saved = if done > start && last_saved != done {
+                    Some(save_at(done, &model, &optimizer)?)
+                } else {
+                    last_checkpoint.clone()
+                };
+                let saved = saved.map_or("none".to_owned(), |p| p.display().to_string());
+                return Err(anyhow::Error::new(e).context(format!(
+                    "training stopped at iteration {done}; checkpoint: {saved}"
+                )));
+            }
+        };
         let n = items.len();
         let batch = SsdBatcher.batch(items, &device);
         let (Some(labels), Some(locations)) = (batch.labels, batch.locations) else {
@@ -510,16 +538,10 @@ pub fn train(config: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Train
             }
         }
         if done % config.save_every == 0 || last {
-            let state = TrainState {
-                iteration: done,
-                config: config.clone(),
-                model: model_cfg.clone(),
-                classes: classes.names().to_vec(),
-            };
-            let dir = weights_dir.join(format!("{name}_{done}"));
-            save_checkpoint(&dir, &model, &optimizer, &state, &classes)?;
+            let dir = save_at(done, &model, &optimizer)?;
             bar.suspend(|| println!("checkpoint {}", dir.display()));
             last_checkpoint = Some(dir);
+            last_saved = done;
         }
         if interrupted {
             break;
@@ -757,8 +779,10 @@ fn read_loss_csv(path: &Path, up_to: u64) -> anyhow::Result<Vec<LossPoint>> {
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A run killed while appending leaves a last line without its newline: not a row.
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
+    for (n, line) in complete.lines().enumerate().skip(1) {
         let f: Vec<f64> = line
             .split(',')
             .map(str::parse)
@@ -804,7 +828,10 @@ fn append_loss_csv(path: &Path, points: &[LossPoint]) -> anyhow::Result<()> {
 }
 
 fn csv_row(p: &LossPoint) -> String {
-    format!("{},{},{},{},{}\n", p.iteration, p.loss, p.loc, p.conf, p.lr)
+    format!(
+        "{},{},{},{},{},{}\n",
+        p.iteration, p.loss, p.loc, p.conf, p.lr, p.grad_norm
+    )
 }
 
 #[cfg(test)]
@@ -887,6 +914,32 @@ mod tests {
                 "the test has gradients to see"
             );
         }
+    }
+
+    #[test]
+    fn loss_log_round_trips_and_a_torn_last_line_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("ssd-loss-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("loss.csv");
+        let points: Vec<LossPoint> = (1..=4)
+            .map(|i| LossPoint {
+                iteration: i,
+                loss: 1.0 / i as f64,
+                loc: 0.25,
+                conf: 0.5,
+                lr: 1e-3,
+                grad_norm: 2.5,
+            })
+            .collect();
+        write_loss_csv(&path, &points[..2]).expect("write");
+        append_loss_csv(&path, &points[2..]).expect("append");
+        assert_eq!(read_loss_csv(&path, 10).expect("read"), points);
+        assert_eq!(read_loss_csv(&path, 3).expect("read"), points[..3].to_vec());
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str("5,0.2,0.1");
+        std::fs::write(&path, text).expect("write");
+        assert_eq!(read_loss_csv(&path, 10).expect("torn line"), points);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -182,6 +182,31 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A training run far longer than the test, once it has done a few iterations (output piped).
+fn long_run(data: &Path, results: &Path) -> std::process::Child {
+    let child = train_command(
+        data,
+        results,
+        &[
+            "--iterations",
+            "100000",
+            "--save-every",
+            "100000",
+            "--log-every",
+            "1",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let csv = results.join("loss/tiny.csv");
+    wait_for("a few iterations", Duration::from_secs(120), || {
+        std::fs::read_to_string(&csv).is_ok_and(|t| t.lines().count() > 3)
+    });
+    child
+}
+
 /// A checkpoint folder loads as a model and holds a resumable state.
 fn assert_loadable(dir: &Path) {
     let device = burn::tensor::Device::flex();
@@ -260,26 +285,7 @@ fn sigkill_during_a_checkpoint_write_leaves_loadable_checkpoints_and_resume_work
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let (dir, data, results) = scene("sigint");
-    let child = train_command(
-        &data,
-        &results,
-        &[
-            "--iterations",
-            "100000",
-            "--save-every",
-            "100000",
-            "--log-every",
-            "1",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    let csv = results.join("loss/tiny.csv");
-    wait_for("a few iterations", Duration::from_secs(120), || {
-        std::fs::read_to_string(&csv).is_ok_and(|t| t.lines().count() > 3)
-    });
+    let child = long_run(&data, &results);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -321,6 +327,21 @@ fn a_diverging_run_stops_naming_the_iteration_and_saves_nothing_bad() {
 }
 
 #[test]
+fn an_image_that_goes_bad_during_training_is_named_and_progress_is_kept() {
+    let (dir, data, results) = scene("badimage");
+    let child = long_run(&data, &results);
+    // Every training image is read once per epoch: the run meets this one within a few batches.
+    std::fs::write(data.join("JPEGImages/000003.jpg"), b"not a jpeg").expect("corrupt");
+    let out = child.wait_with_output().expect("exits");
+    assert_one_line_error(&out, 1, "000003.jpg");
+    assert!(text(&out.stderr).contains("training stopped at iteration"));
+    let saved = checkpoints(&results.join("weights"));
+    assert_eq!(saved.len(), 1, "progress saved before the error: {saved:?}");
+    assert_loadable(&saved[0]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn train_then_detect_and_eval_with_the_binary() {
     let (dir, data, results) = scene("detect");
     let config = dir.join("train.toml");
@@ -336,7 +357,11 @@ fn train_then_detect_and_eval_with_the_binary() {
     let model = results.join("weights/tiny.bpk");
     assert!(model.exists());
     assert!(results.join("loss/tiny.png").exists());
-    assert!(results.join("loss/tiny.csv").exists());
+    let csv = std::fs::read_to_string(results.join("loss/tiny.csv")).expect("loss csv");
+    assert_eq!(csv.lines().count(), 5, "header and 4 rows: {csv}");
+    for row in csv.lines() {
+        assert_eq!(row.split(',').count(), 6, "{row}");
+    }
 
     let image = data.join("JPEGImages/000017.jpg");
     let images = dir.join("images");
