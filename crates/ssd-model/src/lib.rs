@@ -16,7 +16,8 @@
 //! let device = Device::default();
 //! let config = SsdConfig::small(6); // 5 classes + background
 //! let model = config.init(&device)?;
-//! let images = Tensor::<4>::zeros([2, 3, 160, 160], &device);
+//! let side = config.input_size(); // 128 for the small preset
+//! let images = Tensor::<4>::zeros([2, 3, side, side], &device);
 //! let (loc, conf) = model.forward(images);
 //! assert_eq!(loc.dims(), [2, config.num_priors(), 4]);
 //! assert_eq!(conf.dims(), [2, config.num_priors(), 6]);
