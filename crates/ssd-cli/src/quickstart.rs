@@ -75,7 +75,8 @@ pub fn quickstart_data(seed: u64) -> SyntheticConfig {
 
 /// The training settings of the quickstart: the small preset from scratch (batch norm), batch 16,
 /// SGD at lr 0.02 with the global gradient norm clipped to 5 (without the clip this lr diverges;
-/// measured gradient norms are 12-40), warmup 100, decays at 55% and 80%.
+/// the quickstart's gradient norms average 27 over its first 50 iterations and 8-10 until the first
+/// decay, then fall to ~2), warmup 100, decays at 55% and 80%.
 pub fn quickstart_train(args: &QuickstartArgs, data: PathBuf) -> TrainConfig {
     let iterations = args.iterations;
     TrainConfig {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::momentum::MomentumConfig;
@@ -632,18 +632,16 @@ struct Scale<'a> {
     factor: f64,
 }
 
-impl ModuleMapper for Scale<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+impl ModuleVisitor for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.remove::<D>(param.id) {
             self.grads.register(param.id, g.mul_scalar(self.factor));
         }
-        param
     }
 }
 
 fn scale_grads(model: &Ssd, grads: &mut GradientsParams, factor: f64) {
-    let mut mapper = Scale { grads, factor };
-    let _ = model.clone().map(&mut mapper);
+    model.visit(&mut Scale { grads, factor });
 }
 
 fn progress_bar(start: u64, end: u64) -> indicatif::ProgressBar {
@@ -914,6 +912,25 @@ mod tests {
                 "the test has gradients to see"
             );
         }
+    }
+
+    #[test]
+    fn clipping_scales_every_gradient() {
+        let model_json = include_str!("../../../tests/fixtures/tiny_model.json");
+        let model_cfg: SsdConfig = serde_json::from_str(model_json).expect("tiny model");
+        let device = burn::tensor::Device::flex().autodiff();
+        let model = model_cfg.init(&device).expect("model");
+        let (loc, conf) = model.forward(Tensor::<4>::ones([1, 3, 64, 64], &device));
+        let loss = loc.sum().add(conf.powi_scalar(2).sum());
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let before = grad_norm(&model, &grads);
+        scale_grads(&model, &mut grads, 0.25);
+        let after = grad_norm(&model, &grads);
+        assert!(before > 0.0);
+        assert!(
+            (after - 0.25 * before).abs() < 1e-4 * before,
+            "{before} -> {after}"
+        );
     }
 
     #[test]
