@@ -89,7 +89,7 @@ fn generate(root: &Path) {
     std::fs::write(sets.join("test.txt"), ids).expect("write set");
     let voc =
         VocDataset::open_annotations(&[root.to_owned()], "test", ClassList::voc()).expect("open");
-    let mut evaluator = VocEvaluator::from_dataset(&voc);
+    let mut evaluator = ssd_train::voc_evaluator(&voc);
     for (id, dets) in &all {
         evaluator.add(id, dets).expect("add");
     }
@@ -107,7 +107,7 @@ fn eval(c: &mut Criterion) {
     }
     let voc = VocDataset::open_annotations(std::slice::from_ref(&root), "test", ClassList::voc())
         .expect("open");
-    let empty = VocEvaluator::from_dataset(&voc);
+    let empty = ssd_train::voc_evaluator(&voc);
     let mut loaded = empty.clone();
     let n = read_results(&mut loaded, &root.join("results"), "test").expect("read");
     let config = EvalConfig::default();

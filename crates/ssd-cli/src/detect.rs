@@ -1,18 +1,13 @@
-//! `ssd detect` and the detection pass of `ssd eval --trained-model`.
+//! `ssd detect`: detections on image files, as JSON lines and annotated copies.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::{Device, Tensor, TensorData};
-use ssd_data::{Augment, SampleRng, SsdBatcher, SsdDataset, VocDataset, load_rgb};
-use ssd_eval::{Detection as EvalDetection, VocEvaluator};
-use ssd_model::{PostProcessConfig, PostProcessor};
+use burn::tensor::Device;
+use ssd_data::{ClassList, load_rgb};
+use ssd_model::{Detector, PostProcessConfig};
 
 use crate::backend::Backend;
-use crate::batches::{BatchPlan, Prefetcher};
-use crate::model_io::{TrainedModel, load_trained};
 use crate::render::{Labelled, draw_detections, save_image_atomically};
 
 /// Arguments of `ssd detect`.
@@ -46,12 +41,26 @@ pub struct DetectArgs {
 }
 
 /// The backend's inference device.
-pub fn inference_device(backend: Option<Backend>) -> anyhow::Result<(Backend, Device)> {
+pub fn inference_device(backend: Option<Backend>) -> anyhow::Result<Device> {
     let backend = match backend {
         Some(b) => b,
         None => Backend::default_compiled().context("no backend compiled into this binary")?,
     };
-    Ok((backend, backend.device()?))
+    Ok(backend.device()?)
+}
+
+/// Loads `--trained-model` (with `--classes` when given) on the backend's device.
+pub fn load_detector(
+    path: &Path,
+    classes: Option<&Path>,
+    backend: Option<Backend>,
+) -> anyhow::Result<Detector> {
+    let classes = classes.map(ClassList::from_file).transpose()?;
+    Ok(Detector::load_with_classes(
+        path,
+        classes,
+        &inference_device(backend)?,
+    )?)
 }
 
 /// The images of `path`: the file itself, or a folder's images in name order.
@@ -80,16 +89,15 @@ pub fn image_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
-    let (_, device) = inference_device(args.backend)?;
-    let trained = load_trained(&args.trained_model, args.classes.as_deref(), &device)?;
+    let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
+        .with_post_process(PostProcessConfig {
+            score_threshold: args.min_score,
+            max_detections: args.top_k,
+            nms_iou: args.nms_overlap,
+            ..PostProcessConfig::default()
+        });
     let files = image_files(&args.test_image)?;
-    let post = PostProcessConfig {
-        score_threshold: args.min_score,
-        max_detections: args.top_k,
-        nms_iou: args.nms_overlap,
-        ..PostProcessConfig::default()
-    };
-    let written = detect_files(&trained, &files, &post, &args.output, &device, true)?;
+    let written = annotate_files(&detector, &files, &args.output, true)?;
     eprintln!(
         "{} image(s) annotated in {}",
         written.len(),
@@ -100,58 +108,28 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
 
 /// Detects objects in `files`, writes `p_<stem>.jpg` for each into `output` and, with `print`,
 /// one JSON line per image on stdout. Returns the written images.
-pub fn detect_files(
-    trained: &TrainedModel,
+pub fn annotate_files(
+    detector: &Detector,
     files: &[PathBuf],
-    post: &PostProcessConfig,
     output: &Path,
-    device: &Device,
     print: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let size = trained.config.input_size() as u32;
-    let transform = Augment::eval(size);
-    let priors = trained.config.priors.priors()?;
-    let processor = PostProcessor::new(priors, *post);
     let mut written = Vec::new();
     for file in files {
         let image = load_rgb(file)?;
-        let (w, h) = image.dimensions();
-        let out = transform.apply(image.clone(), &[], &[], &mut SampleRng::new(0));
-        let input = Tensor::<4>::from_data(
-            TensorData::new(out.pixels, [1, 3, size as usize, size as usize]),
-            device,
-        );
-        let (loc, conf) = trained.model.forward(input);
-        let detections = processor
-            .detect(loc, conf, &[[w, h]])?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let name = |label: usize| trained.classes.name(label).unwrap_or("?").to_owned();
+        let size = [image.width(), image.height()];
+        let found = detector.detect(std::slice::from_ref(&image))?;
+        let report = detector.describe(&file.display().to_string(), size, &found[0]);
         if print {
-            let list: Vec<serde_json::Value> = detections
-                .iter()
-                .map(|d| {
-                    serde_json::json!({
-                        "class": name(d.label),
-                        "label": d.label,
-                        "score": d.score,
-                        "bbox": d.bbox,
-                    })
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "image": file.display().to_string(), "width": w,
-                    "height": h, "detections": list })
-            );
+            println!("{}", serde_json::to_string(&report)?);
         }
-        let boxes: Vec<Labelled> = detections
+        let boxes: Vec<Labelled> = report
+            .detections
             .iter()
             .map(|d| Labelled {
                 bbox: d.bbox,
                 class: d.label - 1,
-                caption: format!("{} {:.2}", name(d.label), d.score),
+                caption: format!("{} {:.2}", d.class, d.score),
             })
             .collect();
         let mut canvas = image;
@@ -162,57 +140,4 @@ pub fn detect_files(
         written.push(path);
     }
     Ok(written)
-}
-
-/// Runs the model over every image of `voc` with `post` settings and adds the detections (VOC's
-/// 1-based pixels) to a new evaluator. Shows a progress bar.
-pub fn detect_dataset(
-    trained: &TrainedModel,
-    voc: &Arc<VocDataset>,
-    post: &PostProcessConfig,
-    batch_size: usize,
-    workers: usize,
-    device: &Device,
-) -> anyhow::Result<VocEvaluator> {
-    let size = trained.config.input_size() as u32;
-    let dataset = SsdDataset::eval(Arc::clone(voc), size);
-    let plan = BatchPlan {
-        len: voc.len(),
-        batch_size,
-        shuffle: None,
-        keep_partial: true,
-    };
-    let batches = plan.batches_per_epoch();
-    let processor = PostProcessor::new(trained.config.priors.priors()?, *post);
-    let mut evaluator = VocEvaluator::from_dataset(voc);
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(voc.len() as u64),
-        indicatif::ProgressDrawTarget::stderr_with_hz(4),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "detecting {bar:30} {pos}/{len} images [{elapsed_precise} < {eta_precise}]",
-        )
-        .expect("a valid template"),
-    );
-    for next in Prefetcher::new(dataset, plan, 0, batches, workers) {
-        let (_, _, items) = next?;
-        let batch = SsdBatcher.batch(items, device);
-        let (loc, conf) = trained.model.forward(batch.images);
-        let found = processor.detect(loc, conf, &batch.original_sizes)?;
-        for (id, dets) in batch.image_ids.iter().zip(found) {
-            let dets: Vec<EvalDetection> = dets
-                .iter()
-                .map(|d| EvalDetection {
-                    label: d.label,
-                    score: f64::from(d.score),
-                    bbox: d.bbox.map(|v| f64::from(v) + 1.0),
-                })
-                .collect();
-            evaluator.add(id, &dets)?;
-        }
-        bar.inc(batch.image_ids.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(evaluator)
 }

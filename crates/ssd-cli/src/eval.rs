@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{ClassList, VocDataset};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, VocEvaluator, read_results, write_results};
-use ssd_model::PostProcessConfig;
+use ssd_eval::{ApMetric, EvalConfig, IouRule, read_results, write_results};
+use ssd_train::{EvalOptions, detect_dataset, voc_evaluator};
+
+use crate::detect::load_detector;
 
 /// Arguments of `ssd eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,21 +68,21 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     );
     let (voc, evaluator, count) = match &args.trained_model {
         Some(model) => {
-            let (_, device) = crate::detect::inference_device(args.backend)?;
-            let trained = crate::model_io::load_trained(model, args.classes.as_deref(), &device)?;
+            let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
             let voc = Arc::new(VocDataset::open(
                 &args.dataroot,
                 &args.datanames,
-                trained.classes.clone(),
+                detector.classes().clone(),
             )?);
-            let evaluator = crate::detect::detect_dataset(
-                &trained,
-                &voc,
-                &PostProcessConfig::default(),
-                args.batch_size.max(1),
-                args.workers,
-                &device,
-            )?;
+            let options = EvalOptions {
+                batch_size: args.batch_size.max(1),
+                workers: args.workers,
+            };
+            let bar = progress_bar(voc.len() as u64, "detecting");
+            let evaluator = detect_dataset(&detector, &voc, &options, |done| {
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
             let folder = args
                 .detections
                 .clone()
@@ -105,7 +107,7 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
                 &args.datanames,
                 classes,
             )?);
-            let mut evaluator = VocEvaluator::from_dataset(&voc);
+            let mut evaluator = voc_evaluator(&voc);
             let count = read_results(&mut evaluator, folder, &args.datanames)
                 .with_context(|| format!("reading results from {}", folder.display()))?;
             (voc, evaluator, count)
@@ -129,4 +131,18 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A progress bar over `len` images on stderr.
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    let template =
+        format!("{what} {{bar:30}} {{pos}}/{{len}} images [{{elapsed_precise}} < {{eta_precise}}]");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
 }

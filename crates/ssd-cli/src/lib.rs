@@ -1,9 +1,10 @@
-//! The `ssd` command line, as a library so that tests (and other tools) drive training,
-//! detection and evaluation the way the binary does.
+//! The `ssd` command line: a thin client of the library crates (`ssd-train` trains and
+//! evaluates, `ssd-model`'s `Detector` detects). What lives here: arguments to typed settings,
+//! backend selection, printing, progress bars, drawing and plots.
 //!
-//! - [`train`]: the training loop (Caffe recipe, atomic checkpoints, resume, Ctrl-C, NaN stop,
-//!   loss CSV and plot).
-//! - [`detect`]: detection on image files (annotated copies, JSON lines) and over an image set.
+//! - [`train`]: flags and config file to `ssd_train` settings; the console of a run (progress
+//!   bar, log lines, loss CSV and plot, Ctrl-C).
+//! - [`detect`]: detection on image files (annotated copies, JSON lines).
 //! - [`eval`]: VOC mAP of a trained model or of devkit result files.
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
 //! - [`backend`]: `--backend flex|tch|wgpu` to a Burn device.
@@ -11,10 +12,8 @@
 //! Model and geometry logic never live here (see `ssd-model`, `ssd-core`).
 
 pub mod backend;
-pub mod batches;
 pub mod detect;
 pub mod eval;
-pub mod model_io;
 pub mod quickstart;
 pub mod render;
 pub mod train;

@@ -44,7 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval_results(&args),
         Command::Detect(args) => detect(&args),
         Command::Quickstart(args) => quickstart(&args),
-        Command::Train(args) => run_train(&args),
+        Command::Train(args) => train(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -54,27 +54,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
-    let outcome = train(config, args.resume.as_deref())?;
-    if outcome.interrupted {
-        println!(
-            "stopped at iteration {}; resume with --resume {}",
-            outcome.iterations,
-            outcome.checkpoint.display()
-        );
-    } else {
-        println!(
-            "trained {} iterations: model {}, checkpoint {}, loss curve {}",
-            outcome.iterations,
-            outcome.model.display(),
-            outcome.checkpoint.display(),
-            outcome.loss_plot.display()
-        );
-    }
-    Ok(())
 }
 
 fn backends(only: Option<Backend>) -> anyhow::Result<()> {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ssd_data::{SyntheticConfig, VocDataset, write_synthetic};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, write_results};
-use ssd_model::PostProcessConfig;
+use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+use ssd_eval::{EvalConfig, write_results};
+use ssd_model::{Detector, PostProcessConfig};
+use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
 
 use crate::backend::Backend;
-use crate::detect::{detect_dataset, detect_files, inference_device};
-use crate::model_io::load_trained;
-use crate::train::{TrainConfig, format_duration, train};
+use crate::detect::{annotate_files, inference_device};
+use crate::train::{format_duration, model_config, run_training};
 
 /// Arguments of `ssd quickstart`.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,14 +73,14 @@ pub fn quickstart_data(seed: u64) -> SyntheticConfig {
     }
 }
 
-/// The training settings of the quickstart: the small preset from scratch (batch norm), batch 16,
+/// The training recipe of the quickstart: the small preset from scratch (batch norm), batch 16,
 /// SGD at lr 0.02 with the global gradient norm clipped to 5 (without the clip this lr diverges;
 /// the quickstart's gradient norms average 27 over its first 50 iterations and 8-10 until the first
 /// decay, then fall to ~2), warmup 100, decays at 55% and 80%.
 pub fn quickstart_train(args: &QuickstartArgs, data: PathBuf) -> TrainConfig {
     let iterations = args.iterations;
     TrainConfig {
-        dataroot: vec![data.clone()],
+        dataroot: vec![data],
         datanames: "trainval".to_owned(),
         batch_size: args.batch_size,
         iterations,
@@ -90,14 +90,11 @@ pub fn quickstart_train(args: &QuickstartArgs, data: PathBuf) -> TrainConfig {
         expand_ratio: args.expand_ratio,
         lr_decay: vec![iterations * 11 / 20, iterations * 4 / 5],
         warmup: 100.min(iterations / 5),
-        model: args.model.clone(),
-        classes: Some(data.join("classes.txt")),
-        backend: args.backend.map(|b| b.name().to_owned()),
         workers: args.workers,
         seed: args.seed,
         save_every: iterations.div_ceil(4).max(1),
         log_every: 50,
-        model_save_name: Some("quickstart".to_owned()),
+        model_save_name: "quickstart".to_owned(),
         results: args.results.clone(),
         ..TrainConfig::default()
     }
@@ -108,6 +105,9 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let data = args.results.join("data");
     let data_config = quickstart_data(args.seed);
+    // Settings are checked before anything is written.
+    let config = quickstart_train(args, data.clone());
+    config.validate()?;
     println!(
         "writing a synthetic VOC dataset ({} train + {} test images) to {}",
         data_config.train_images,
@@ -120,39 +120,42 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         "{} images, {} objects ({} truncated, {} difficult)",
         summary.images, summary.objects, summary.truncated, summary.difficult
     );
-    let config = quickstart_train(args, data.clone());
-    let outcome = train(config, None)?;
+    let classes = ClassList::from_file(&data.join("classes.txt"))?;
+    let backend = match args.backend {
+        Some(b) => b,
+        None => Backend::default_compiled().context("no backend compiled into this binary")?,
+    };
+    let settings = TrainSettings {
+        config,
+        model: model_config(&args.model, classes.num_classes_with_background())?,
+        classes: classes.clone(),
+        device: backend.device()?,
+        resume: None,
+    };
+    let run = run_training(settings, backend)?;
     let trained_in = start.elapsed();
-    let (_, device) = inference_device(args.backend)?;
-    let trained = load_trained(&outcome.model, None, &device)?;
+    let detector = Detector::load(&run.outcome.model, &inference_device(Some(backend))?)?;
     let test = Arc::new(VocDataset::open(
         std::slice::from_ref(&data),
         "test",
-        trained.classes.clone(),
+        classes,
     )?);
-    let evaluator = detect_dataset(
-        &trained,
-        &test,
-        &PostProcessConfig::default(),
-        16,
-        args.workers,
-        &device,
-    )?;
+    let options = EvalOptions {
+        batch_size: 16,
+        workers: args.workers,
+    };
+    let evaluator = detect_dataset(&detector, &test, &options, |_| {})?;
     let det = args.results.join("det");
     write_results(&evaluator, &det, "comp4", "test")?;
-    let result = evaluator.evaluate(&EvalConfig {
-        metric: ApMetric::Voc07,
-        iou_threshold: 0.5,
-        rule: IouRule::AtLeast,
-    });
+    let result = evaluator.evaluate(&EvalConfig::default());
     print!("{}", result.table());
     let images = args.results.join("images");
     let files: Vec<PathBuf> = (0..test.len().min(8)).map(|i| test.image_path(i)).collect();
-    let post = PostProcessConfig {
+    let detector = detector.with_post_process(PostProcessConfig {
         score_threshold: 0.3,
         ..PostProcessConfig::default()
-    };
-    detect_files(&trained, &files, &post, &images, &device, false)?;
+    });
+    annotate_files(&detector, &files, &images, false)?;
     println!(
         "\nquickstart done in {} (training {}): VOC07 mAP {:.4} on {} test images",
         format_duration(start.elapsed()),
@@ -160,12 +163,12 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         result.map.unwrap_or(0.0),
         test.len()
     );
-    println!("  model        {}", outcome.model.display());
-    println!("  checkpoints  {}", outcome.checkpoint.display());
+    println!("  model        {}", run.outcome.model.display());
+    println!("  checkpoints  {}", run.outcome.checkpoint.display());
     println!(
         "  loss         {} ({})",
-        outcome.loss_plot.display(),
-        outcome.loss_csv.display()
+        run.loss_plot.display(),
+        run.loss_csv.display()
     );
     println!("  images       {}/p_*.jpg", images.display());
     println!("  result files {}", det.display());

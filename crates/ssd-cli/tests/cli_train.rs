@@ -210,10 +210,9 @@ fn long_run(data: &Path, results: &Path) -> std::process::Child {
 /// A checkpoint folder loads as a model and holds a resumable state.
 fn assert_loadable(dir: &Path) {
     let device = burn::tensor::Device::flex();
-    ssd_cli::model_io::load_trained(dir, None, &device)
+    ssd_model::Detector::load(dir, &device)
         .unwrap_or_else(|e| panic!("{} does not load: {e:#}", dir.display()));
-    ssd_cli::train::read_state(dir)
-        .unwrap_or_else(|e| panic!("{} has no state: {e:#}", dir.display()));
+    ssd_train::read_state(dir).unwrap_or_else(|e| panic!("{} has no state: {e:#}", dir.display()));
 }
 
 #[test]
@@ -265,7 +264,7 @@ fn sigkill_during_a_checkpoint_write_leaves_loadable_checkpoints_and_resume_work
     }
     // Resume from the last complete one and finish.
     let last = complete.last().expect("one").clone();
-    let (_, state) = ssd_cli::train::read_state(&last).expect("state");
+    let (_, state) = ssd_train::read_state(&last).expect("state");
     let target = (state.iteration + 2).to_string();
     succeed(
         train_command(&data, &results, &["--iterations", &target])

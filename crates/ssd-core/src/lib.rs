@@ -35,6 +35,7 @@ mod coder;
 mod error;
 mod matching;
 mod nms;
+mod parallel;
 mod priors;
 
 pub use boxes::{CenterBox, CornerBox, iou, iou_matrix};
@@ -42,4 +43,5 @@ pub use coder::BoxCoder;
 pub use error::CoreError;
 pub use matching::{PriorTargets, match_priors};
 pub use nms::{argsort_desc, batched_nms, nms, top_k};
+pub use parallel::parallel_map;
 pub use priors::{PriorClip, PriorConfig};

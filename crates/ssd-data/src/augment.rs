@@ -161,6 +161,15 @@ impl Augment {
         }
     }
 
+    /// Resize and mean subtraction of a whole image, no random step: `[3, size, size]` planes,
+    /// what the network sees at test time (whatever the other settings of `self`).
+    pub fn resize(&self, image: &RgbImage) -> Vec<f32> {
+        self.render(
+            image,
+            &GeometryPlan::identity(image.width(), image.height()),
+        )
+    }
+
     /// Whether this transform draws anything from the RNG.
     pub fn is_random(&self) -> bool {
         self.photometric.is_some()
@@ -203,15 +212,7 @@ impl Augment {
         rng: &mut SampleRng,
     ) -> (GeometryPlan, Vec<CornerBox>, Vec<usize>) {
         let (w, h) = (f64::from(width.max(1)), f64::from(height.max(1)));
-        let mut plan = GeometryPlan {
-            width,
-            height,
-            canvas: [w, h],
-            offset: [0.0, 0.0],
-            crop: CornerBox::new(0.0, 0.0, 1.0, 1.0),
-            sampler: None,
-            flip: false,
-        };
+        let mut plan = GeometryPlan::identity(width, height);
         // Boxes in normalised canvas coordinates.
         let mut canvas_boxes: Vec<CornerBox> = boxes.to_vec();
         if let Some(expand) = &self.expand
@@ -345,6 +346,19 @@ pub struct GeometryPlan {
 }
 
 impl GeometryPlan {
+    /// The plan that keeps a `width x height` image as it is (no expand, crop or flip).
+    pub fn identity(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            canvas: [f64::from(width.max(1)), f64::from(height.max(1))],
+            offset: [0.0, 0.0],
+            crop: CornerBox::new(0.0, 0.0, 1.0, 1.0),
+            sampler: None,
+            flip: false,
+        }
+    }
+
     /// The crop in canvas pixels `[x0, y0, x1, y1]`.
     pub fn crop_pixels(&self) -> [f64; 4] {
         [

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use ssd_core::CornerBox;
+use ssd_core::{CornerBox, parallel_map};
 
-use crate::{Annotation, ClassList, DataError, ImageRef, ImageSet, load_rgb, parallel_map};
+use crate::{Annotation, ClassList, DataError, ImageRef, ImageSet, load_rgb};
 
 /// What opening a dataset found, for the caller to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

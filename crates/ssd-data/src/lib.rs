@@ -9,31 +9,36 @@
 //! - [`Augment`]: the SSD augmentation with Caffe's semantics (photometric distortion, expand,
 //!   min-IoU crop, flip, resize, mean), seeded by a [`SampleRng`] so a seed reproduces a sample.
 //! - [`TargetEncoder`]: ground truth matched to the priors (`ssd_core::match_priors`).
-//! - [`SsdDataset`], [`SsdBatcher`], [`data_loader`]: Burn's `Dataset`, `Batcher` and
-//!   multi-worker `DataLoader`; decoding, augmentation and matching run in the workers.
+//! - [`SsdDataset`] (a Burn `Dataset` of transformed samples), [`BatchPlan`] (which images make
+//!   batch `k`: a per-epoch shuffle seeded by `(seed, epoch)`), [`Prefetcher`] (batches in order,
+//!   prepared ahead by worker threads: decoding, augmentation and matching run there) and
+//!   [`SsdBatcher`] (items stacked into tensors on a device). Batch `k` depends only on `k`, not
+//!   on the number of workers or their timing, so a resumed run sees the batches an uninterrupted
+//!   one would have seen.
 //! - [`write_synthetic`]: a VOC-format dataset of coloured shapes for tests and the quickstart.
 //!
 //! This crate does not know the network: the caller passes the input size and the priors.
 //!
 //! ```no_run
 //! use std::sync::Arc;
+//! use burn::data::dataloader::batcher::Batcher;
 //! use ssd_core::PriorConfig;
-//! use ssd_data::{data_loader, Augment, ClassList, LoaderConfig, SsdDataset, TargetEncoder, VocDataset};
+//! use ssd_data::{Augment, BatchPlan, ClassList, Prefetcher, SsdBatcher, SsdDataset, TargetEncoder, VocDataset};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let roots = ["VOCdevkit/VOC2007".into(), "VOCdevkit/VOC2012".into()];
-//! let voc = VocDataset::open(&roots, "trainval", ClassList::voc())?;
+//! let voc = Arc::new(VocDataset::open(&roots, "trainval", ClassList::voc())?);
 //! println!("{}", voc.report());
 //! let encoder = TargetEncoder::new(&PriorConfig::ssd300_voc(), 0.5)?;
-//! let dataset = SsdDataset::train(Arc::new(voc), Augment::ssd_train(300), encoder, true, 42);
-//! let config = LoaderConfig { batch_size: 32, workers: 4, shuffle: Some(42) };
-//! let loader = data_loader(dataset.clone(), &config, &burn::tensor::Device::default());
-//! for epoch in 0..2 {
-//!     dataset.set_epoch(epoch);
-//!     for batch in loader.iter() {
-//!         let batch = batch?; // images [32, 3, 300, 300], labels [32, 8732], locations [32, 8732, 4]
-//!         # let _ = batch;
-//!     }
+//! let dataset = SsdDataset::train(Arc::clone(&voc), Augment::ssd_train(300), encoder, true, 42);
+//! let plan = BatchPlan { len: voc.len(), batch_size: 32, shuffle: Some(42), keep_partial: false };
+//! let device = burn::tensor::Device::default();
+//! // Batches 0..1000 (as many epochs as that takes), four loading threads.
+//! for next in Prefetcher::new(dataset, plan, 0, 1000, 4) {
+//!     let (k, epoch, items) = next?;
+//!     let batch = SsdBatcher.batch(items, &device);
+//!     // images [32, 3, 300, 300], labels [32, 8732], locations [32, 8732, 4]
+//!     # let _ = (k, epoch, batch);
 //! }
 //! # Ok(())
 //! # }
@@ -41,13 +46,13 @@
 
 mod annotation;
 mod augment;
+mod batches;
 mod classes;
 mod dataset;
 mod error;
 mod image_io;
 mod image_set;
 mod loader;
-mod parallel;
 mod rng;
 pub mod synthetic;
 mod targets;
@@ -57,15 +62,13 @@ pub use augment::{
     Augment, Augmented, CropSampler, Expand, GeometryPlan, Photometric, PhotometricPlan,
     VOC_MEAN_RGB, flip_box,
 };
+pub use batches::{BatchPlan, Prefetcher};
 pub use classes::{ClassList, VOC_CLASSES};
 pub use dataset::{DatasetReport, VocDataset, VocImage};
 pub use error::DataError;
 pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, load_rgb};
 pub use image_set::{ImageRef, ImageSet};
-pub use loader::{
-    ItemTargets, LoaderConfig, SsdBatch, SsdBatcher, SsdDataset, SsdItem, data_loader,
-};
-pub use parallel::parallel_map;
+pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticConfig, SyntheticSummary, write_synthetic};
 pub use targets::TargetEncoder;

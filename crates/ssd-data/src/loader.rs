@@ -1,15 +1,15 @@
-//! Burn `Dataset`, `Batcher` and `DataLoader` for SSD.
+//! Samples and batches for SSD: a Burn `Dataset` of transformed samples and a `Batcher` that
+//! stacks them on a device.
 //!
-//! [`SsdDataset::get`] does the per-sample work (decode, augment, match to the priors), so with
-//! Burn's multi-worker loader all of it runs in the worker threads. Each sample's random stream
+//! [`SsdDataset::item_at`] does the per-sample work (decode, augment, match to the priors), so it
+//! runs in the [`Prefetcher`](crate::Prefetcher)'s worker threads. Each sample's random stream
 //! is derived from `(seed, epoch, index)` ([`SampleRng::for_sample`]), so a sample does not depend
-//! on which worker draws it or when; call [`SsdDataset::set_epoch`] before iterating an epoch.
+//! on which worker draws it or when.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -231,33 +231,4 @@ impl Batcher<SsdItem, SsdBatch> for SsdBatcher {
             original_sizes: items.iter().map(|i| i.original_size).collect(),
         }
     }
-}
-
-/// How to build a loader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoaderConfig {
-    /// Images per batch.
-    pub batch_size: usize,
-    /// Worker threads (0: load on the calling thread).
-    pub workers: usize,
-    /// Seed of the per-epoch shuffle (`None`: dataset order, as for evaluation).
-    pub shuffle: Option<u64>,
-}
-
-/// Burn's data loader over `dataset`, producing batches on `device`.
-pub fn data_loader(
-    dataset: SsdDataset,
-    config: &LoaderConfig,
-    device: &Device,
-) -> Arc<dyn DataLoader<SsdBatch>> {
-    let mut builder = DataLoaderBuilder::new(SsdBatcher)
-        .batch_size(config.batch_size.max(1))
-        .set_device(device.clone());
-    if config.workers > 0 {
-        builder = builder.num_workers(config.workers);
-    }
-    if let Some(seed) = config.shuffle {
-        builder = builder.shuffle(seed);
-    }
-    builder.build(dataset)
 }

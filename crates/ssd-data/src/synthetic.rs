@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
-use crate::{DataError, SampleRng, parallel_map};
+use ssd_core::parallel_map;
+
+use crate::{DataError, SampleRng};
 
 /// The classes of the synthetic dataset, in label order (label 1 is `circle`).
 pub const SYNTHETIC_CLASSES: [&str; 5] = ["circle", "square", "triangle", "ring", "cross"];

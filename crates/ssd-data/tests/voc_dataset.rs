@@ -1,13 +1,14 @@
-//! The VOC reader, the synthetic writer and Burn's loader together.
+//! The VOC reader, the synthetic writer and the batch prefetcher together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::Device;
 use ssd_core::PriorConfig;
 use ssd_data::{
-    Augment, ClassList, DataError, LoaderConfig, SYNTHETIC_CLASSES, SsdDataset, SyntheticConfig,
-    TargetEncoder, VocDataset, data_loader, write_synthetic,
+    Augment, BatchPlan, ClassList, DataError, Prefetcher, SYNTHETIC_CLASSES, SsdBatcher,
+    SsdDataset, SyntheticConfig, TargetEncoder, VocDataset, write_synthetic,
 };
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -150,7 +151,7 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
 }
 
 #[test]
-fn the_loader_gives_batches_of_the_right_shapes_with_positives() {
+fn the_prefetcher_gives_batches_of_the_right_shapes_with_positives() {
     let root = temp_dir("loader");
     let summary = write_synthetic(&root, &small_config(7)).expect("write");
     let classes = ClassList::from_file(&summary.class_file).expect("classes");
@@ -160,52 +161,64 @@ fn the_loader_gives_batches_of_the_right_shapes_with_positives() {
     let encoder = TargetEncoder::new(&priors, 0.5).expect("priors");
     let p = encoder.num_priors();
     let dataset = SsdDataset::train(voc.clone(), Augment::ssd_train(96), encoder, true, 1);
-    let config = LoaderConfig {
+    let plan = BatchPlan {
+        len: voc.len(),
         batch_size: 5,
-        workers: 2,
         shuffle: Some(1),
+        keep_partial: true,
     };
+    assert_eq!(plan.batches_per_epoch(), 3);
     let device = Device::flex();
-    let loader = data_loader(dataset.clone(), &config, &device);
     let mut seen = Vec::new();
-    for epoch in 0..2 {
-        dataset.set_epoch(epoch);
-        for batch in loader.iter() {
-            let batch = batch.expect("batch");
-            let n = batch.image_ids.len();
-            assert!(n == 5 || n == 2 || n == 3, "batch of {n}");
-            assert_eq!(batch.images.dims(), [n, 3, 96, 96]);
-            let labels = batch.labels.expect("training batch has labels");
-            let locations = batch.locations.expect("training batch has locations");
-            assert_eq!(labels.dims(), [n, p]);
-            assert_eq!(locations.dims(), [n, p, 4]);
-            let labels = labels
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .expect("ints");
-            for (k, &index) in batch.indices.iter().enumerate() {
-                let row = &labels[k * p..(k + 1) * p];
-                assert!(row.iter().all(|&l| (0..=5).contains(&l)));
-                if !voc.annotation(index).objects.is_empty() {
-                    assert!(
-                        row.iter().any(|&l| l > 0),
-                        "image {index} has objects but no positive prior"
-                    );
-                }
-                assert_eq!(
-                    batch.original_sizes[k],
-                    [voc.annotation(index).width, voc.annotation(index).height]
+    let mut items_seen = Vec::new();
+    // Two epochs.
+    for next in Prefetcher::new(dataset.clone(), plan.clone(), 0, 6, 2) {
+        let (k, epoch, items) = next.expect("batch");
+        assert_eq!(epoch, k / 3);
+        items_seen.push(items.clone());
+        let batch = SsdBatcher.batch(items, &device);
+        let n = batch.image_ids.len();
+        assert!(n == 5 || n == 2 || n == 3, "batch of {n}");
+        assert_eq!(batch.images.dims(), [n, 3, 96, 96]);
+        let labels = batch.labels.expect("training batch has labels");
+        let locations = batch.locations.expect("training batch has locations");
+        assert_eq!(labels.dims(), [n, p]);
+        assert_eq!(locations.dims(), [n, p, 4]);
+        let labels = labels
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("ints");
+        for (k, &index) in batch.indices.iter().enumerate() {
+            let row = &labels[k * p..(k + 1) * p];
+            assert!(row.iter().all(|&l| (0..=5).contains(&l)));
+            if !voc.annotation(index).objects.is_empty() {
+                assert!(
+                    row.iter().any(|&l| l > 0),
+                    "image {index} has objects but no positive prior"
                 );
             }
-            let values = locations.into_data().try_to_vec::<f32>().expect("floats");
-            assert!(values.iter().all(|v| v.is_finite()));
-            seen.extend(batch.indices);
+            assert_eq!(
+                batch.original_sizes[k],
+                [voc.annotation(index).width, voc.annotation(index).height]
+            );
         }
+        let values = locations.into_data().try_to_vec::<f32>().expect("floats");
+        assert!(values.iter().all(|v| v.is_finite()));
+        seen.extend(batch.indices);
     }
     seen.sort_unstable();
     let expected: Vec<usize> = (0..12).flat_map(|i| [i, i]).collect();
     assert_eq!(seen, expected, "each image once per epoch");
+    // Batch k depends on k alone: other worker counts, or a start in the middle, give the same.
+    let three: Vec<_> = Prefetcher::new(dataset.clone(), plan.clone(), 0, 6, 3)
+        .map(|b| b.expect("batch").2)
+        .collect();
+    assert_eq!(three, items_seen);
+    let tail: Vec<_> = Prefetcher::new(dataset, plan, 4, 6, 1)
+        .map(|b| b.expect("batch").2)
+        .collect();
+    assert_eq!(tail, items_seen[4..]);
 
     // Evaluation items: no targets, no randomness.
     let eval = SsdDataset::eval(voc, 96);

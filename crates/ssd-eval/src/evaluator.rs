@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ssd_data::{VocDataset, parallel_map};
+use ssd_core::parallel_map;
 
 use crate::{ApMetric, EvalError, average_precision};
 
@@ -10,6 +10,15 @@ use crate::{ApMetric, EvalError, average_precision};
 /// width is `xmax - xmin + 1`. This is the convention of the annotation files and of the devkit's
 /// result files.
 pub type PixelBox = [f64; 4];
+
+/// The devkit's box for a box in the program's convention (0-based continuous pixels, as
+/// `ssd-data` reads annotations and `ssd-model` reports detections): each coordinate plus one.
+///
+/// This is the only place where the VOC `+1` is applied; ground truth and detections both go
+/// through it.
+pub fn devkit_box(zero_based: [f32; 4]) -> PixelBox {
+    zero_based.map(|v| f64::from(v) + 1.0)
+}
 
 /// One ground-truth object.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,36 +276,6 @@ impl VocEvaluator {
             index,
             truth,
         })
-    }
-
-    /// An evaluator over a VOC dataset's images, with its class list and difficult flags. Boxes
-    /// go back to the devkit's 1-based pixels (`ssd-data` stores them 0-based).
-    pub fn from_dataset(voc: &VocDataset) -> Self {
-        let images = (0..voc.len())
-            .map(|i| {
-                let objects = voc
-                    .annotation(i)
-                    .objects
-                    .iter()
-                    .map(|o| GroundTruthObject {
-                        label: o.label,
-                        bbox: [
-                            f64::from(o.bbox.xmin) + 1.0,
-                            f64::from(o.bbox.ymin) + 1.0,
-                            f64::from(o.bbox.xmax) + 1.0,
-                            f64::from(o.bbox.ymax) + 1.0,
-                        ],
-                        difficult: o.difficult,
-                    })
-                    .collect();
-                (voc.image_id(i).to_owned(), objects)
-            })
-            .collect();
-        match Self::new(voc.classes().names().to_vec(), images) {
-            Ok(evaluator) => evaluator,
-            // Labels of a VocDataset come from its own class list, so they are always in range.
-            Err(_) => unreachable!("dataset labels are within its class list"),
-        }
     }
 
     /// The class names.

@@ -1,9 +1,10 @@
 //! PASCAL VOC detection metrics exactly as the devkit computes them.
 //!
-//! - [`VocEvaluator`]: ground truth of an image set (from an `ssd-data` [`VocDataset`] or given
-//!   directly), detections added image by image ([`VocEvaluator::add`]) or read from the devkit's
-//!   results files ([`read_results`]); [`VocEvaluator::evaluate`] gives per-class AP, precision
-//!   and recall and the mAP ([`Evaluation`]), as a table or JSON.
+//! - [`VocEvaluator`]: ground truth of an image set (image ids and objects; boxes in the
+//!   program's 0-based pixels become the devkit's with [`devkit_box`]), detections added image
+//!   by image ([`VocEvaluator::add`]) or read from the devkit's results files ([`read_results`]);
+//!   [`VocEvaluator::evaluate`] gives per-class AP, precision and recall and the mAP
+//!   ([`Evaluation`]), as a table or JSON.
 //! - Semantics of `VOCevaldet.m` (as py-faster-rcnn's `voc_eval` ports it): per class, detections
 //!   ranked by score (stable on ties); boxes in 1-based pixels with the `+1` IoU
 //!   ([`devkit_iou`]); each detection is compared with the ground truth of highest IoU in its
@@ -16,7 +17,8 @@
 //!   ([`ApMetric::Area`]).
 //! - [`write_results`] writes `comp4_det_<set>_<class>.txt` files the official devkit reads.
 //!
-//! [`VocDataset`]: ssd_data::VocDataset
+//! This crate depends on `ssd-core` alone (no Burn, no image decoding): `ssd-train` builds an
+//! evaluator from a VOC dataset and runs the network.
 //!
 //! ```
 //! use ssd_eval::{Detection, EvalConfig, GroundTruthObject, VocEvaluator};
@@ -38,7 +40,7 @@ pub use ap::{ApMetric, area_ap, average_precision, voc07_ap};
 pub use error::EvalError;
 pub use evaluator::{
     ClassEvaluation, Detection, EvalConfig, Evaluation, GroundTruthObject, IouRule, PixelBox,
-    VocEvaluator, devkit_iou,
+    VocEvaluator, devkit_box, devkit_iou,
 };
 pub use results::{
     DEFAULT_COMPETITION, find_results_files, read_results, results_file_name, write_results,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ssd_data::parallel_map;
+use ssd_core::parallel_map;
 
 use crate::{EvalError, PixelBox, VocEvaluator};
 

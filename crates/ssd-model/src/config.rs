@@ -4,7 +4,7 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 use ssd_core::PriorConfig;
 
-use crate::ModelError;
+use crate::ConfigError;
 
 /// The VGG base: conv blocks separated by 2x2 max-pools, then pool5 (3x3, stride 1, pad 1), the
 /// dilated conv6 (fc6) and the 1x1 conv7 (fc7).
@@ -224,28 +224,18 @@ impl SsdConfig {
 
     /// Checks that the priors are valid and match the network: one level per source, each level's
     /// feature map the size the layers produce.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        self.priors
-            .validate()
-            .map_err(|e| ModelError::Config(e.to_string()))?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.priors.validate().map_err(ConfigError::Priors)?;
         if self.num_classes < 2 {
-            return Err(ModelError::Config(format!(
-                "num_classes is {}; it counts the background, so it must be at least 2",
-                self.num_classes
-            )));
+            return Err(ConfigError::TooFewClasses(self.num_classes));
         }
         if !self.extras.len().is_multiple_of(2) {
-            return Err(ModelError::Config(format!(
-                "extras come in pairs (reduce, source); got {}",
-                self.extras.len()
-            )));
+            return Err(ConfigError::UnpairedExtras(self.extras.len()));
         }
         if self.vgg.source_block >= self.vgg.blocks.len()
             || self.vgg.blocks.iter().any(Vec::is_empty)
         {
-            return Err(ModelError::Config(
-                "the VGG source block must exist and every block needs a conv".to_owned(),
-            ));
+            return Err(ConfigError::VggBlocks);
         }
         if self
             .extras
@@ -253,9 +243,7 @@ impl SsdConfig {
             .step_by(2)
             .any(|e| e.kernel != 1 || e.stride != 1 || e.padding != 0)
         {
-            return Err(ModelError::Config(
-                "the first conv of each extra pair must be 1x1, stride 1, no padding".to_owned(),
-            ));
+            return Err(ConfigError::ExtraReduce);
         }
         let sizes = self.source_sizes();
         let maps: Vec<usize> = self
@@ -265,10 +253,11 @@ impl SsdConfig {
             .map(|&m| m as usize)
             .collect();
         if sizes != maps {
-            return Err(ModelError::Config(format!(
-                "the network's sources are {sizes:?} cells at {} px but the priors expect {maps:?}",
-                self.input_size()
-            )));
+            return Err(ConfigError::FeatureMaps {
+                sizes,
+                maps,
+                input: self.input_size(),
+            });
         }
         Ok(())
     }
@@ -304,7 +293,10 @@ mod tests {
     fn mismatches_are_errors() {
         let mut config = SsdConfig::ssd300(21);
         config.priors.image_size = 320;
-        assert!(matches!(config.validate(), Err(ModelError::Config(m)) if m.contains("320 px")));
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::FeatureMaps { input: 320, .. })
+        ));
         let mut config = SsdConfig::ssd300(21);
         config.extras.pop();
         assert!(config.validate().is_err());

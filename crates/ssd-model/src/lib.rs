@@ -1,6 +1,25 @@
 //! The SSD network on Burn: VGG16 base with L2Norm, extra layers and multibox heads (SSD300,
 //! SSD512 and a small CPU preset), the MultiBox loss, post-processing to detections, PyTorch
-//! weight import and native checkpoints.
+//! weight import, native checkpoints ([`checkpoint`]) and a [`Detector`] that loads any
+//! supported weights file and turns images into detections.
+//!
+//! To detect objects (the `detect` example: `cargo run --release -p ssd-model --example detect
+//! -- WEIGHTS IMAGE`):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = burn::tensor::Device::default();
+//! // A checkpoint of `ssd train` (`.bpk` or folder) or an amdegroot/torchvision/lufficc `.pth`.
+//! let detector = ssd_model::Detector::load("ssd300_mAP_77.43_v2.pth", &device)?;
+//! let image = ssd_data::load_rgb("street.jpg".as_ref())?;
+//! let found = detector.detect(std::slice::from_ref(&image))?;
+//! let report = detector.describe("street.jpg", [image.width(), image.height()], &found[0]);
+//! println!("{}", serde_json::to_string(&report)?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The network itself:
 //!
 //! Like every library crate of `ssd`, it enables no Burn backend: callers pass a `Device`.
 //!
@@ -25,7 +44,9 @@
 //! # }
 //! ```
 
+pub mod checkpoint;
 mod config;
+mod detector;
 mod error;
 mod loss;
 mod model;
@@ -33,11 +54,14 @@ mod postprocess;
 pub mod reduce;
 mod weights;
 
+pub use checkpoint::{CheckpointInfo, MODEL_FILE};
 pub use config::{ExtraConv, SsdConfig, VggConfig};
-pub use error::ModelError;
+pub use detector::{Detector, ImageDetections, NamedDetection};
+pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
 pub use loss::{LossParts, MultiBoxLoss};
 pub use model::{L2NORM_EPS, L2Norm, Ssd};
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use weights::{
-    HostTensor, LoadMode, LoadReport, PthLayout, checkpoint_metadata, pth_entries, read_pth_tensors,
+    HostTensor, LoadMode, LoadReport, MAX_CLASSES, PthLayout, checkpoint_metadata, pth_entries,
+    read_pth_tensors,
 };

@@ -67,6 +67,11 @@ impl PostProcessor {
         &self.config
     }
 
+    /// Changes the thresholds.
+    pub fn set_config(&mut self, config: PostProcessConfig) {
+        self.config = config;
+    }
+
     /// The priors as a `[1, P, 4]` tensor `(cx, cy, w, h)`.
     fn prior_tensor(&self, device: &Device) -> Tensor<3> {
         let values: Vec<f32> = self
@@ -111,7 +116,7 @@ impl PostProcessor {
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
         let [n, p, c] = conf.dims();
         if original_sizes.len() != n || p != self.priors.len() {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Input(format!(
                 "post-processing {n} images with {p} priors, but got {} sizes and {} priors",
                 original_sizes.len(),
                 self.priors.len()
@@ -122,7 +127,7 @@ impl PostProcessor {
             .into_data()
             .convert::<f32>()
             .try_to_vec()
-            .map_err(|e| ModelError::Config(format!("reading detections back: {e:?}")))?;
+            .map_err(|e| ModelError::Device(format!("{e:?}")))?;
         let row = 4 + c;
         Ok(host
             .chunks_exact(p * row)

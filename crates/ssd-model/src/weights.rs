@@ -16,7 +16,7 @@ use burn::store::pytorch_reader::{DType, PytorchReader};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Tensor, TensorData};
 
-use crate::{ModelError, Ssd};
+use crate::{LoadProblem, ModelError, Ssd, StateDictError};
 
 /// The key layouts of the `.pth` files this crate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,9 +394,9 @@ impl Ssd {
             .collect();
         let (plan, report) =
             self.plan_load(&entries, mode)
-                .map_err(|message| ModelError::Weights {
+                .map_err(|source| ModelError::StateDict {
                     path: path.to_owned(),
-                    message,
+                    source,
                 })?;
         let mut values = BTreeMap::new();
         for step in plan {
@@ -425,7 +425,7 @@ impl Ssd {
         &self,
         entries: &[(String, Vec<usize>)],
         mode: LoadMode,
-    ) -> Result<LoadReport, String> {
+    ) -> Result<LoadReport, StateDictError> {
         self.plan_load(entries, mode).map(|(_, report)| report)
     }
 
@@ -433,19 +433,11 @@ impl Ssd {
         &self,
         entries: &[(String, Vec<usize>)],
         mode: LoadMode,
-    ) -> Result<(Vec<PlannedTensor>, LoadReport), String> {
+    ) -> Result<(Vec<PlannedTensor>, LoadReport), StateDictError> {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let layout = PthLayout::detect(&keys).ok_or_else(|| {
-            let mut sample: Vec<&String> = keys.iter().take(6).collect();
-            sample.sort();
-            format!(
-                "unknown key layout (first keys: {sample:?}); expected amdegroot, torchvision, lufficc, torchvision vgg16 or vgg16_reducedfc"
-            )
-        })?;
+        let layout = PthLayout::detect(&keys).ok_or_else(|| unknown_layout(&keys))?;
         if layout.is_backbone() && mode == LoadMode::Full {
-            return Err(format!(
-                "{layout:?} holds only a VGG backbone; load it as a backbone"
-            ));
+            return Err(StateDictError::BackboneOnly(layout));
         }
         let expected = parameter_shapes(self);
         let conv_indices = sequential_conv_indices(&self.layout_blocks());
@@ -471,9 +463,7 @@ impl Ssd {
                     continue;
                 }
                 Target::Unknown => {
-                    problems.push(format!(
-                        "{key}: unused (no parameter of the model matches it)"
-                    ));
+                    problems.push(LoadProblem::Unused { key: key.clone() });
                     continue;
                 }
                 Target::Param(name) => (name, String::new(), None, shape.clone()),
@@ -485,21 +475,27 @@ impl Ssd {
                     match decimated_shape(fc, &rest, shape) {
                         Some(s) => (name, rest, Some(fc), s),
                         None => {
-                            problems.push(format!(
-                                "{key}: cannot decimate shape {shape:?} into conv{fc}"
-                            ));
+                            problems.push(LoadProblem::Decimate {
+                                key: key.clone(),
+                                shape: shape.clone(),
+                                fc,
+                            });
                             continue;
                         }
                     }
                 }
             };
             match expected.get(&name) {
-                None => problems.push(format!(
-                    "{key}: maps to {name}, which the model does not have"
-                )),
-                Some(want) if *want != shape => problems.push(format!(
-                    "{key} -> {name}: expected shape {want:?}, found {shape:?}"
-                )),
+                None => problems.push(LoadProblem::NoSuchParameter {
+                    key: key.clone(),
+                    name,
+                }),
+                Some(want) if *want != shape => problems.push(LoadProblem::Shape {
+                    key: key.clone(),
+                    name,
+                    expected: want.clone(),
+                    found: shape,
+                }),
                 Some(_) => plan.push(PlannedTensor {
                     key: key.clone(),
                     name,
@@ -512,11 +508,14 @@ impl Ssd {
         for (name, shape) in &expected {
             let required = mode == LoadMode::Full || name.starts_with("vgg.");
             if required && !planned.contains(name) {
-                problems.push(format!("{name}: missing (expected shape {shape:?})"));
+                problems.push(LoadProblem::Missing {
+                    name: name.clone(),
+                    expected: shape.clone(),
+                });
             }
         }
         if !problems.is_empty() {
-            return Err(format!("{layout:?} layout: {}", problems.join("; ")));
+            return Err(StateDictError::Mismatch { layout, problems });
         }
         let mut loaded: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
         loaded.sort();
@@ -645,6 +644,17 @@ impl Ssd {
     }
 }
 
+/// The most classes (background included) a detector may declare: far above any detection data
+/// set (COCO 91, Objects365 365, Open Images 601), far below an allocation that could fail.
+pub const MAX_CLASSES: usize = 10_000;
+
+/// The error for keys of no known layout, quoting a few of them.
+fn unknown_layout(keys: &[String]) -> StateDictError {
+    let mut first_keys: Vec<String> = keys.iter().take(6).cloned().collect();
+    first_keys.sort();
+    StateDictError::UnknownLayout { first_keys }
+}
+
 /// The keys of a `.pth` with their shapes, without reading any values.
 pub fn pth_entries(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
     let reader = PytorchReader::new(path).map_err(|e| ModelError::Weights {
@@ -663,11 +673,9 @@ impl crate::SsdConfig {
     /// SSD300 or SSD512 from the number of heads (6 or 7), the classes from the first
     /// classification head, torchvision's default boxes for its layout
     /// ([`ssd_core::PriorConfig::ssd300_torchvision`]). Backbone-only files are an error.
-    pub fn from_state_dict(entries: &[(String, Vec<usize>)]) -> Result<Self, String> {
+    pub fn from_state_dict(entries: &[(String, Vec<usize>)]) -> Result<Self, StateDictError> {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let layout = PthLayout::detect(&keys).ok_or_else(|| {
-            "not an SSD state dict of a known layout (amdegroot, torchvision, lufficc)".to_owned()
-        })?;
+        let layout = PthLayout::detect(&keys).ok_or_else(|| unknown_layout(&keys))?;
         let (loc, conf) = match layout {
             PthLayout::Amdegroot => ("loc.", "conf."),
             PthLayout::Torchvision => (
@@ -679,10 +687,7 @@ impl crate::SsdConfig {
                 "box_head.predictor.cls_headers.",
             ),
             PthLayout::TorchvisionVgg16 | PthLayout::AmdegrootReducedFc => {
-                return Err(format!(
-                    "{layout:?} is an ImageNet backbone, not a trained detector \
-                     (use it as --pretrained-model for training)"
-                ));
+                return Err(StateDictError::BackboneOnly(layout));
             }
         };
         let heads = keys
@@ -693,11 +698,11 @@ impl crate::SsdConfig {
             .iter()
             .find(|(k, _)| *k == format!("{conf}0.weight"))
             .map(|(_, shape)| shape.clone())
-            .ok_or_else(|| format!("no `{conf}0.weight` in the state dict"))?;
+            .ok_or_else(|| StateDictError::MissingKey(format!("{conf}0.weight")))?;
         let mut config = match heads {
             6 => Self::ssd300(2),
             7 => Self::ssd512(2),
-            n => return Err(format!("{n} box heads: neither SSD300 (6) nor SSD512 (7)")),
+            n => return Err(StateDictError::HeadCount(n)),
         };
         if layout == PthLayout::Torchvision {
             config.priors = ssd_core::PriorConfig::ssd300_torchvision();
@@ -705,12 +710,22 @@ impl crate::SsdConfig {
         let boxes = config.priors.boxes_per_location()[0];
         let outputs = conf0.first().copied().unwrap_or(0);
         if outputs == 0 || !outputs.is_multiple_of(boxes) {
-            return Err(format!(
-                "`{conf}0.weight` has {outputs} outputs, not a multiple of {boxes} boxes"
-            ));
+            return Err(StateDictError::ClassOutputs {
+                key: format!("{conf}0.weight"),
+                outputs,
+                boxes,
+            });
+        }
+        if outputs / boxes > MAX_CLASSES {
+            return Err(StateDictError::TooLarge {
+                key: format!("{conf}0.weight"),
+                what: "classes",
+                value: outputs / boxes,
+                limit: MAX_CLASSES,
+            });
         }
         config.num_classes = outputs / boxes;
-        config.validate().map_err(|e| e.to_string())?;
+        config.validate()?;
         Ok(config)
     }
 }

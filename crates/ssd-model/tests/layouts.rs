@@ -5,7 +5,7 @@
 
 use burn::tensor::Device;
 use serde_json::Value;
-use ssd_model::{LoadMode, PthLayout, Ssd, SsdConfig};
+use ssd_model::{LoadMode, LoadProblem, PthLayout, Ssd, SsdConfig, StateDictError};
 
 fn layouts() -> Value {
     serde_json::from_str(include_str!("fixtures/layouts.json")).expect("fixture is JSON")
@@ -104,7 +104,14 @@ fn backbones_fill_the_vgg_and_decimate_fc6_fc7() {
     let err = model
         .check_state_dict(&entries(&f["torchvision_vgg16"]), LoadMode::Full)
         .expect_err("backbone only");
-    assert!(err.contains("backbone"), "{err}");
+    assert!(
+        matches!(
+            err,
+            StateDictError::BackboneOnly(PthLayout::TorchvisionVgg16)
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("backbone"), "{err}");
 }
 
 #[test]
@@ -152,6 +159,15 @@ fn every_problem_is_named() {
     let err = ssd300()
         .check_state_dict(&bad, LoadMode::Full)
         .expect_err("three problems");
+    let StateDictError::Mismatch { problems, .. } = &err else {
+        panic!("expected a mismatch, got {err}");
+    };
+    assert_eq!(problems.len(), 3, "{err}");
+    assert!(problems.contains(&LoadProblem::Missing {
+        name: "extras.2.bias".to_owned(),
+        expected: vec![128],
+    }));
+    let err = err.to_string();
     assert!(err.contains("head.classification_head.module_list.0.weight -> conf.0.weight: expected shape [84, 512, 3, 3], found [364, 512, 3, 3]"), "{err}");
     assert!(
         err.contains("extras.2.bias: missing (expected shape [128])"),

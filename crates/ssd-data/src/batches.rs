@@ -1,4 +1,5 @@
-//! Batches in a fixed order, prepared ahead by worker threads.
+//! Batches in a fixed order, prepared ahead by worker threads: the one way `ssd` makes batches,
+//! for training and for evaluation.
 //!
 //! Batch `k` of a run depends only on `k` (which images: [`BatchPlan`]; how they are augmented:
 //! `(seed, epoch, index)`), never on the number of workers or their timing. That is what makes a
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use ssd_data::{DataError, SampleRng, SsdDataset, SsdItem};
+use crate::{DataError, SampleRng, SsdDataset, SsdItem};
 
 /// Which images make up batch `k`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,18 +5,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
-use ssd_cli::detect::detect_dataset;
-use ssd_cli::model_io::load_trained;
-use ssd_cli::train::{TrainConfig, train};
-use ssd_data::{SyntheticConfig, VocDataset, write_synthetic};
-use ssd_eval::{ApMetric, EvalConfig, IouRule};
-use ssd_model::PostProcessConfig;
+use burn::tensor::{Device, Tensor};
+use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+use ssd_eval::EvalConfig;
+use ssd_model::{Detector, SsdConfig};
+use ssd_train::{
+    Control, EvalOptions, StepStats, TrainConfig, TrainError, TrainOutcome, TrainSettings, Trainer,
+    evaluate,
+};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+fn tiny_model(classes: &ClassList) -> SsdConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_model.json");
+    let text = std::fs::read_to_string(&path).expect("tiny model fixture");
+    let mut config: SsdConfig = serde_json::from_str(&text).expect("tiny model");
+    config.num_classes = classes.num_classes_with_background();
+    config
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -39,8 +42,6 @@ fn tiny_data(root: &Path, train_images: usize, test_images: usize) {
 fn tiny_config(data: &Path, results: &Path, iterations: u64) -> TrainConfig {
     TrainConfig {
         dataroot: vec![data.to_owned()],
-        classes: Some(data.join("classes.txt")),
-        model: fixture("tiny_model.json").display().to_string(),
         batch_size: 8,
         iterations,
         lr: 0.005,
@@ -53,32 +54,46 @@ fn tiny_config(data: &Path, results: &Path, iterations: u64) -> TrainConfig {
         save_every: 1_000_000,
         log_every: 50,
         results: results.to_owned(),
-        model_save_name: Some("tiny".to_owned()),
+        model_save_name: "tiny".to_owned(),
         ..TrainConfig::default()
     }
 }
 
+fn settings(config: TrainConfig, resume: Option<&Path>) -> TrainSettings {
+    let classes = ClassList::from_file(&config.dataroot[0].join("classes.txt")).expect("classes");
+    TrainSettings {
+        model: tiny_model(&classes),
+        classes,
+        config,
+        device: Device::flex(),
+        resume: resume.map(Path::to_owned),
+    }
+}
+
+/// Trains with `config`, recording every step.
+fn train(
+    config: TrainConfig,
+    resume: Option<&Path>,
+) -> Result<(TrainOutcome, Vec<StepStats>), TrainError> {
+    let mut steps = Vec::new();
+    let outcome = Trainer::new(settings(config, resume))?.run(&mut |s: &StepStats| {
+        steps.push(s.clone());
+        Control::Continue
+    })?;
+    Ok((outcome, steps))
+}
+
 fn map_of(model: &Path, data: &Path) -> f64 {
-    let device = burn::tensor::Device::flex();
-    let trained = load_trained(model, None, &device).expect("trained model");
+    let detector = Detector::load(model, &Device::flex()).expect("trained model");
     let test = Arc::new(
-        VocDataset::open(&[data.to_owned()], "test", trained.classes.clone()).expect("test set"),
+        VocDataset::open(&[data.to_owned()], "test", detector.classes().clone()).expect("test set"),
     );
-    let evaluator = detect_dataset(
-        &trained,
-        &test,
-        &PostProcessConfig::default(),
-        16,
-        2,
-        &device,
-    )
-    .expect("detection");
-    evaluator
-        .evaluate(&EvalConfig {
-            metric: ApMetric::Voc07,
-            iou_threshold: 0.5,
-            rule: IouRule::AtLeast,
-        })
+    let options = EvalOptions {
+        batch_size: 16,
+        workers: 2,
+    };
+    evaluate(&detector, &test, &options, &EvalConfig::default())
+        .expect("evaluation")
         .map
         .expect("classes with ground truth")
 }
@@ -88,13 +103,15 @@ fn training_raises_the_map_far_above_chance() {
     let dir = scratch("map");
     let data = dir.join("data");
     tiny_data(&data, 160, 60);
-    let untrained = train(tiny_config(&data, &dir.join("r0"), 1), None).expect("one step");
+    let (untrained, _) = train(tiny_config(&data, &dir.join("r0"), 1), None).expect("one step");
     let before = map_of(&untrained.model, &data);
-    let outcome = train(tiny_config(&data, &dir.join("r1"), 800), None).expect("training");
+    let (outcome, steps) = train(tiny_config(&data, &dir.join("r1"), 800), None).expect("training");
     let after = map_of(&outcome.model, &data);
+    let last: f64 = steps[750..].iter().map(|s| s.loss).sum::<f64>() / 50.0;
     println!(
-        "VOC07 mAP before {before:.4}, after 800 iterations {after:.4} (final loss {:.3})",
-        outcome.final_loss
+        "VOC07 mAP before {before:.4}, after 800 iterations {after:.4} (loss of the last 50 \
+         iterations {last:.3}, of the first {:.3})",
+        steps[0].loss
     );
     assert!(before < 0.1, "an untrained model is near chance: {before}");
     // Measured 0.54 (seed 11); a broken loss, matching or decoding stays near 0.
@@ -102,9 +119,13 @@ fn training_raises_the_map_far_above_chance() {
         after > 0.3,
         "800 iterations on large shapes must reach a clear mAP: {after}"
     );
-    let csv = std::fs::read_to_string(&outcome.loss_csv).expect("loss csv");
-    assert_eq!(csv.lines().count(), 801, "header + one row per iteration");
-    assert!(outcome.loss_plot.exists());
+    let numbers: Vec<u64> = steps.iter().map(|s| s.iteration).collect();
+    assert_eq!(
+        numbers,
+        (1..=800).collect::<Vec<_>>(),
+        "one report per iteration"
+    );
+    assert!(last < steps[0].loss, "the loss falls");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -128,9 +149,9 @@ impl ModuleVisitor for Collect {
 }
 
 fn weights(model: &Path) -> Vec<(String, Vec<f32>)> {
-    let trained = load_trained(model, None, &burn::tensor::Device::flex()).expect("trained model");
+    let detector = Detector::load(model, &Device::flex()).expect("trained model");
     let mut collect = Collect(Vec::new(), Vec::new());
-    trained.model.visit(&mut collect);
+    detector.model().visit(&mut collect);
     collect.0
 }
 
@@ -182,10 +203,11 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     let run = |results: &str, iterations: u64, workers: usize, resume: Option<&Path>| {
         pool.install(|| train(config(results, iterations, workers), resume))
     };
-    let whole = run("whole", 2 * n, 2, None).expect("2N in one go");
-    let first = run("split", n, 1, None).expect("first N");
+    let (whole, _) = run("whole", 2 * n, 2, None).expect("2N in one go");
+    let (first, _) = run("split", n, 1, None).expect("first N");
     assert_eq!(first.iterations, n);
-    let second = run("split", 2 * n, 3, Some(&first.checkpoint)).expect("resumed N");
+    let (second, resumed_steps) =
+        run("split", 2 * n, 3, Some(&first.checkpoint)).expect("resumed N");
     assert_eq!(second.iterations, 2 * n);
     let (diff, name) = max_difference(&weights(&whole.model), &weights(&second.model));
     let (moved, _) = max_difference(&weights(&first.checkpoint), &weights(&second.model));
@@ -208,18 +230,8 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
         diff <= 1e-5,
         "resumed weights differ by {diff} (relative) at {name}"
     );
-    // The loss log continues where it stopped: one row per iteration.
-    let csv = std::fs::read_to_string(&second.loss_csv).expect("loss csv");
-    let iterations: Vec<u64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            l.split(',')
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("row")
-        })
-        .collect();
-    assert_eq!(iterations, (1..=2 * n).collect::<Vec<_>>());
+    // The resumed run continues where the first stopped.
+    let numbers: Vec<u64> = resumed_steps.iter().map(|s| s.iteration).collect();
+    assert_eq!(numbers, (n + 1..=2 * n).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(dir);
 }

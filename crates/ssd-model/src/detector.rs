@@ -1,0 +1,259 @@
+//! A trained detector: weights of any supported format loaded with what is needed to use them
+//! (configuration, class names, preprocessing, post-processing), turning images into detections
+//! in the original images' pixels.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use serde::Serialize;
+use ssd_data::{Augment, ClassList};
+
+use crate::checkpoint::{CheckpointInfo, check_classes, model_file};
+use crate::{
+    Detection, LoadMode, ModelError, PostProcessConfig, PostProcessor, Ssd, SsdConfig, pth_entries,
+};
+
+/// An SSD ready to detect: the network on a device, its configuration and class names, and the
+/// post-processing thresholds.
+///
+/// ```no_run
+/// use ssd_model::Detector;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = burn::tensor::Device::default();
+/// let detector = Detector::load("results/weights/ssd300.bpk", &device)?;
+/// let image = ssd_data::load_rgb("dog.jpg".as_ref())?;
+/// for d in &detector.detect(&[image])?[0] {
+///     println!("{} {:.2} {:?}", detector.class_name(d.label), d.score, d.bbox);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Detector {
+    model: Ssd,
+    config: SsdConfig,
+    classes: ClassList,
+    processor: PostProcessor,
+    transform: Augment,
+    device: Device,
+    source: PathBuf,
+}
+
+/// The detections of one image in a serialisable form (the JSON lines of `ssd detect`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageDetections {
+    /// The image's name (usually its path).
+    pub image: String,
+    /// Width of the image in pixels.
+    pub width: u32,
+    /// Height of the image in pixels.
+    pub height: u32,
+    /// Best first.
+    pub detections: Vec<NamedDetection>,
+}
+
+/// A detection with its class name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedDetection {
+    /// Class name.
+    pub class: String,
+    /// 1-based class label.
+    pub label: usize,
+    /// Softmax probability.
+    pub score: f32,
+    /// `[xmin, ymin, xmax, ymax]`, 0-based pixels of the original image.
+    pub bbox: [f32; 4],
+}
+
+impl Detector {
+    /// Loads a trained model on `device`: a native checkpoint (a `.bpk` or a checkpoint folder
+    /// written by `ssd train`, configuration and class names read from it) or a PyTorch `.pth`
+    /// in the amdegroot, torchvision or lufficc layout (configuration derived from its keys and
+    /// shapes; the 20 VOC classes when it has 21 outputs, else see
+    /// [`Detector::load_with_classes`]). Post-processing: the paper's test settings.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, ModelError> {
+        Self::load_with_classes(path, None, device)
+    }
+
+    /// [`Detector::load`], with the class names given (they must match the model's outputs).
+    pub fn load_with_classes(
+        path: impl AsRef<Path>,
+        classes: Option<ClassList>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let file = model_file(path.as_ref());
+        if !file.exists() {
+            return Err(ModelError::Checkpoint {
+                path: file,
+                problem: crate::error::CheckpointProblem::NotFound,
+            });
+        }
+        let is_pth = matches!(
+            file.extension().and_then(|e| e.to_str()),
+            Some("pth" | "pt")
+        );
+        let (model, config, classes) = if is_pth {
+            let config = SsdConfig::from_state_dict(&pth_entries(&file)?).map_err(|source| {
+                ModelError::StateDict {
+                    path: file.clone(),
+                    source,
+                }
+            })?;
+            let classes = match classes {
+                Some(c) => c,
+                None if config.num_classes == 21 => ClassList::voc(),
+                None => {
+                    return Err(ModelError::ClassCount {
+                        path: file,
+                        num_classes: config.num_classes,
+                        names: 20,
+                    });
+                }
+            };
+            check_classes(&file, &config, &classes)?;
+            let (model, _report) = config.init(device)?.load_pytorch(&file, LoadMode::Full)?;
+            (model, config, classes)
+        } else {
+            let info = CheckpointInfo::read(&file)?;
+            let classes = classes.unwrap_or(info.classes);
+            check_classes(&file, &info.config, &classes)?;
+            let model = info.config.init(device)?.load_checkpoint(&file)?;
+            (model, info.config, classes)
+        };
+        let mut detector = Self::new(model, config, classes)?;
+        detector.device = device.clone();
+        detector.source = file;
+        Ok(detector)
+    }
+
+    /// A detector over a model in memory (its device is the one `model` lives on; for an
+    /// autodiff model, detection runs without recording gradients).
+    pub fn new(model: Ssd, config: SsdConfig, classes: ClassList) -> Result<Self, ModelError> {
+        check_classes(Path::new("the model"), &config, &classes)?;
+        use burn::module::Module;
+        let model = model.valid();
+        let device = model
+            .devices()
+            .into_iter()
+            .next()
+            .map(Device::without_autodiff)
+            .unwrap_or_default();
+        let priors = config.priors.priors().map_err(crate::ConfigError::Priors)?;
+        Ok(Self {
+            processor: PostProcessor::new(priors, PostProcessConfig::default()),
+            transform: Augment::eval(config.input_size() as u32),
+            model,
+            config,
+            classes,
+            device,
+            source: PathBuf::new(),
+        })
+    }
+
+    /// The same detector with other post-processing thresholds.
+    pub fn with_post_process(mut self, post: PostProcessConfig) -> Self {
+        self.set_post_process(post);
+        self
+    }
+
+    /// Changes the post-processing thresholds.
+    pub fn set_post_process(&mut self, post: PostProcessConfig) {
+        self.processor.set_config(post);
+    }
+
+    /// The post-processing thresholds.
+    pub fn post_process(&self) -> &PostProcessConfig {
+        self.processor.config()
+    }
+
+    /// Detections for each image (any size, RGB), in its pixels: resized to the network's input
+    /// and the mean subtracted, all images in one batch, one device-to-host transfer.
+    pub fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let side = self.config.input_size();
+        let mut pixels = Vec::with_capacity(images.len() * 3 * side * side);
+        for image in images {
+            pixels.extend(self.preprocess(image));
+        }
+        let input = Tensor::<4>::from_data(
+            TensorData::new(pixels, [images.len(), 3, side, side]),
+            &self.device,
+        );
+        let sizes: Vec<[u32; 2]> = images.iter().map(|i| [i.width(), i.height()]).collect();
+        self.detect_tensor(input, &sizes)
+    }
+
+    /// Detections for a batch already preprocessed (`[N, 3, S, S]`, RGB minus the mean, as
+    /// [`Detector::preprocess`] or `ssd-data`'s evaluation items make it); `original_sizes` are
+    /// the images' widths and heights in pixels.
+    pub fn detect_tensor(
+        &self,
+        images: Tensor<4>,
+        original_sizes: &[[u32; 2]],
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let (loc, conf) = self.model.forward(images);
+        self.processor.detect(loc, conf, original_sizes)
+    }
+
+    /// The network input of one image: `[3, S, S]` planes, RGB minus the mean.
+    pub fn preprocess(&self, image: &RgbImage) -> Vec<f32> {
+        self.transform.resize(image)
+    }
+
+    /// The detections of one image with class names, ready to serialise.
+    pub fn describe(
+        &self,
+        image: &str,
+        size: [u32; 2],
+        detections: &[Detection],
+    ) -> ImageDetections {
+        ImageDetections {
+            image: image.to_owned(),
+            width: size[0],
+            height: size[1],
+            detections: detections
+                .iter()
+                .map(|d| NamedDetection {
+                    class: self.class_name(d.label).to_owned(),
+                    label: d.label,
+                    score: d.score,
+                    bbox: d.bbox,
+                })
+                .collect(),
+        }
+    }
+
+    /// The name of 1-based class `label` (`"?"` outside the list).
+    pub fn class_name(&self, label: usize) -> &str {
+        self.classes.name(label).unwrap_or("?")
+    }
+
+    /// The network.
+    pub fn model(&self) -> &Ssd {
+        &self.model
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &SsdConfig {
+        &self.config
+    }
+
+    /// Its class names (label `l` is `classes().name(l)`).
+    pub fn classes(&self) -> &ClassList {
+        &self.classes
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The weights file it was loaded from (empty for [`Detector::new`]).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}

@@ -1,0 +1,135 @@
+//! The error type of `ssd-train`.
+
+use std::path::PathBuf;
+
+use ssd_data::DataError;
+use ssd_eval::EvalError;
+use ssd_model::ModelError;
+
+/// What can stop a training run or an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A setting out of its range (the name is the command line flag's).
+    #[error("--{name} {message}")]
+    Setting {
+        /// The setting, named like its flag (`batch-size`).
+        name: &'static str,
+        /// What is wrong, with the value given.
+        message: String,
+    },
+    /// The dataset could not be opened, or an image could not be used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model could not be built, loaded or saved.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// An image set without images.
+    #[error("the image set `{0}` is empty")]
+    EmptyImageSet(String),
+    /// A class list that does not fit the model.
+    #[error(
+        "the model predicts {num_classes} classes (with background) but the class list has {names} names"
+    )]
+    ClassCount {
+        /// Outputs of the model, background included.
+        num_classes: usize,
+        /// Names in the list.
+        names: usize,
+    },
+    /// The run is already at (or past) its last iteration.
+    #[error(
+        "nothing to do: the checkpoint is at iteration {done} and --iterations is {iterations}"
+    )]
+    NothingToDo {
+        /// Iterations done.
+        done: u64,
+        /// Iterations asked for.
+        iterations: u64,
+    },
+    /// A checkpoint folder that cannot be resumed from.
+    #[error("--resume {}: {message}", path.display())]
+    Resume {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The loss or the gradient norm stopped being a number.
+    #[error(
+        "{what} is {value} at iteration {iteration} (loc {loc}, conf {conf}); training stopped and \
+         no checkpoint was written after it; last good checkpoint: {}. Try a lower --lr, \
+         --warmup or --clip-grad",
+        last_good.as_ref().map_or("none".to_owned(), |p| p.display().to_string())
+    )]
+    Diverged {
+        /// `the loss`, `the gradient norm` or `a weight`.
+        what: &'static str,
+        /// The value.
+        value: f64,
+        /// The 1-based iteration.
+        iteration: u64,
+        /// The localisation part of the loss.
+        loc: f64,
+        /// The confidence part.
+        conf: f64,
+        /// The newest checkpoint whose weights are finite and gave a finite loss.
+        last_good: Option<PathBuf>,
+    },
+    /// A file that went bad while training (every annotation and image was checked at the
+    /// start); the progress before it was saved.
+    #[error(
+        "training stopped at iteration {iteration}; checkpoint: {}: {source}",
+        checkpoint.as_ref().map_or("none".to_owned(), |p| p.display().to_string())
+    )]
+    DataDuringTraining {
+        /// Iterations done.
+        iteration: u64,
+        /// The checkpoint holding them.
+        checkpoint: Option<PathBuf>,
+        /// What went wrong.
+        source: DataError,
+    },
+    /// The batch stream ended early (a loading thread died).
+    #[error("the data loader stopped at iteration {done} of {iterations}")]
+    LoaderStopped {
+        /// Iterations done.
+        done: u64,
+        /// Iterations asked for.
+        iterations: u64,
+    },
+    /// A file or folder that could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The optimizer state could not be saved or loaded.
+    #[error("{}: {message}", path.display())]
+    Optimizer {
+        /// The optimizer file.
+        path: PathBuf,
+        /// Burn's message.
+        message: String,
+    },
+}
+
+impl TrainError {
+    /// A [`TrainError::Setting`].
+    pub(crate) fn setting(name: &'static str, message: impl Into<String>) -> Self {
+        Self::Setting {
+            name,
+            message: message.into(),
+        }
+    }
+
+    /// A [`TrainError::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}

@@ -1,0 +1,407 @@
+//! What a training run is given: the recipe ([`TrainConfig`], plain data saved with every
+//! checkpoint) and the typed values that are not plain data ([`TrainSettings`]: the device, the
+//! network configuration, the class list).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use ssd_data::ClassList;
+use ssd_model::SsdConfig;
+
+use crate::TrainError;
+
+/// The recipe of a run: data, optimisation, output. Defaults are the paper's (Caffe
+/// `ssd_pascal.py`: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 32, 120k iterations, x0.1
+/// at 80k and 100k; biases at 2x lr without weight decay). Saved in each checkpoint's
+/// `train.json` under `config`, keys named like the `ssd train` flags (`batch-size`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// VOC roots (`VOC2007`, `VOC2012`).
+    pub dataroot: Vec<PathBuf>,
+    /// Image set (`ImageSets/Main/<name>.txt`).
+    pub datanames: String,
+    /// Drop difficult objects from the training targets.
+    pub discard_difficult: bool,
+    /// The SSD augmentation (else resize only).
+    pub use_augment: bool,
+    /// Largest zoom-out canvas of the augmentation, as a multiple of the image side (the
+    /// paper's 4; 1 turns zoom-out off).
+    pub expand_ratio: f64,
+    /// Images per iteration.
+    pub batch_size: usize,
+    /// Iterations to train to (a resumed run continues up to this count).
+    pub iterations: u64,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Iterations at which the learning rate is multiplied by `gamma`.
+    pub lr_decay: Vec<u64>,
+    /// Step decay factor.
+    pub gamma: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay (not on biases with `caffe-bias`).
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value (0: off).
+    pub clip_grad: f64,
+    /// IoU for a prior to match a ground truth.
+    pub overlap_threshold: f64,
+    /// Hard negatives per positive.
+    pub negpos_ratio: f64,
+    /// Weight of the localisation loss.
+    pub alpha: f64,
+    /// ImageNet VGG16 backbone `.pth` (torchvision `vgg16` or amdegroot's `vgg16_reducedfc.pth`)
+    /// to start from.
+    pub pretrained_model: Option<PathBuf>,
+    /// Device indices (one; data-parallel training is not supported yet).
+    pub devices: Vec<usize>,
+    /// Data loading threads.
+    pub workers: usize,
+    /// Seed of the initialisation, the data order and the augmentation.
+    pub seed: u64,
+    /// Linear learning-rate warmup over this many iterations (0: none).
+    pub warmup: u64,
+    /// Biases at twice the learning rate and without weight decay (Caffe's `lr_mult: 2`,
+    /// `decay_mult: 0`).
+    pub caffe_bias: bool,
+    /// Save a checkpoint every this many iterations (and at the end).
+    pub save_every: u64,
+    /// Report a log line every this many iterations (observers use it).
+    pub log_every: u64,
+    /// Name of the checkpoints (`<name>_<iteration>/`), the final model (`<name>.bpk`) and the
+    /// loss files.
+    pub model_save_name: String,
+    /// Output folder (`weights/`, `loss/`).
+    pub results: PathBuf,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataroot: Vec::new(),
+            datanames: "trainval".to_owned(),
+            discard_difficult: false,
+            use_augment: true,
+            expand_ratio: 4.0,
+            batch_size: 32,
+            iterations: 120_000,
+            lr: 1e-3,
+            lr_decay: vec![80_000, 100_000],
+            gamma: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            clip_grad: 0.0,
+            overlap_threshold: 0.5,
+            negpos_ratio: 3.0,
+            alpha: 1.0,
+            pretrained_model: None,
+            devices: Vec::new(),
+            workers: 4,
+            seed: 0,
+            warmup: 0,
+            caffe_bias: true,
+            save_every: 5_000,
+            log_every: 10,
+            model_save_name: "ssd300".to_owned(),
+            results: PathBuf::from("results"),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Learning rate of iteration `i` (0-based) for the base group: step decay times the warmup
+    /// ramp `(i + 1) / warmup`.
+    pub fn lr_at(&self, i: u64) -> f64 {
+        let decays = self.lr_decay.iter().filter(|&&s| i >= s).count();
+        let warm = if self.warmup > 0 && i < self.warmup {
+            (i + 1) as f64 / self.warmup as f64
+        } else {
+            1.0
+        };
+        self.lr * self.gamma.powi(decays as i32) * warm
+    }
+
+    /// Where checkpoints and the final model go: `<results>/weights`.
+    pub fn weights_dir(&self) -> PathBuf {
+        self.results.join("weights")
+    }
+
+    /// The checkpoint folder of iteration `iteration`.
+    pub fn checkpoint_dir(&self, iteration: u64) -> PathBuf {
+        self.weights_dir()
+            .join(format!("{}_{iteration}", self.model_save_name))
+    }
+
+    /// The final model file, `<results>/weights/<name>.bpk`.
+    pub fn final_model(&self) -> PathBuf {
+        self.weights_dir()
+            .join(format!("{}.bpk", self.model_save_name))
+    }
+
+    /// Checks every setting's range: one error naming the flag and the value.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.dataroot.is_empty() {
+            return Err(TrainError::setting(
+                "dataroot",
+                "is required (one or more VOC roots, comma-separated)",
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(TrainError::setting("batch-size", "must be at least 1"));
+        }
+        positive("lr", self.lr)?;
+        positive("gamma", self.gamma)?;
+        positive("alpha", self.alpha)?;
+        positive("negpos-ratio", self.negpos_ratio)?;
+        at_least_zero("weight-decay", self.weight_decay)?;
+        at_least_zero("clip-grad", self.clip_grad)?;
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(TrainError::setting(
+                "momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            ));
+        }
+        if !(self.overlap_threshold > 0.0 && self.overlap_threshold <= 1.0) {
+            return Err(TrainError::setting(
+                "overlap-threshold",
+                format!("must be in (0, 1], got {}", self.overlap_threshold),
+            ));
+        }
+        if !(self.expand_ratio >= 1.0 && self.expand_ratio.is_finite()) {
+            return Err(TrainError::setting(
+                "expand-ratio",
+                format!("must be a number >= 1, got {}", self.expand_ratio),
+            ));
+        }
+        if self.devices.len() > 1 {
+            return Err(TrainError::setting(
+                "devices",
+                format!(
+                    "{:?}: data-parallel training over several devices is not supported by this \
+                     version of ssd; train on one device (e.g. --devices 0)",
+                    self.devices
+                ),
+            ));
+        }
+        if self.devices.iter().any(|&d| d != 0) {
+            return Err(TrainError::setting(
+                "devices",
+                format!(
+                    "{:?}: this version trains on the backend's first device only (--devices 0)",
+                    self.devices
+                ),
+            ));
+        }
+        if self.save_every == 0 {
+            return Err(TrainError::setting("save-every", "must be at least 1"));
+        }
+        if self.log_every == 0 {
+            return Err(TrainError::setting("log-every", "must be at least 1"));
+        }
+        check_name(&self.model_save_name)
+    }
+}
+
+fn positive(name: &'static str, value: f64) -> Result<(), TrainError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::setting(
+            name,
+            format!("must be a positive number, got {value}"),
+        ))
+    }
+}
+
+fn at_least_zero(name: &'static str, value: f64) -> Result<(), TrainError> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::setting(
+            name,
+            format!("must be a number >= 0, got {value}"),
+        ))
+    }
+}
+
+/// A save name is one plain file name: not empty, no path separator, not hidden.
+fn check_name(name: &str) -> Result<(), TrainError> {
+    let plain = Path::new(name)
+        .file_name()
+        .is_some_and(|f| f.to_str() == Some(name));
+    if name.is_empty() || name.starts_with('.') || !plain || name.contains(['/', '\\']) {
+        return Err(TrainError::setting(
+            "model-save-name",
+            format!(
+                "{name:?}: must be a plain file name (no folder, not empty, not starting with '.')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Everything a [`Trainer`](crate::Trainer) needs: the recipe and the typed values.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    /// The recipe.
+    pub config: TrainConfig,
+    /// The network (with `num_classes` = the class list plus background).
+    pub model: SsdConfig,
+    /// Class names, background excluded.
+    pub classes: ClassList,
+    /// Where to train (autodiff is turned on by the trainer).
+    pub device: Device,
+    /// A checkpoint folder to continue from (weights, momentum, iteration); its network must be
+    /// `model`.
+    pub resume: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_and_decays() {
+        let config = TrainConfig {
+            lr: 1e-3,
+            lr_decay: vec![10, 20],
+            warmup: 4,
+            ..TrainConfig::default()
+        };
+        assert!((config.lr_at(0) - 0.25e-3).abs() < 1e-12);
+        assert!((config.lr_at(3) - 1e-3).abs() < 1e-12);
+        assert!((config.lr_at(9) - 1e-3).abs() < 1e-12);
+        assert!((config.lr_at(10) - 1e-4).abs() < 1e-12);
+        assert!((config.lr_at(25) - 1e-5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn every_numeric_setting_is_range_checked() {
+        let base = TrainConfig {
+            dataroot: vec![PathBuf::from("VOC2007")],
+            ..TrainConfig::default()
+        };
+        assert!(base.validate().is_ok());
+        let cases: Vec<(&str, TrainConfig)> = vec![
+            (
+                "gamma",
+                TrainConfig {
+                    gamma: f64::NAN,
+                    ..base.clone()
+                },
+            ),
+            (
+                "gamma",
+                TrainConfig {
+                    gamma: -10.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "alpha",
+                TrainConfig {
+                    alpha: -5.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "weight-decay",
+                TrainConfig {
+                    weight_decay: f64::INFINITY,
+                    ..base.clone()
+                },
+            ),
+            (
+                "weight-decay",
+                TrainConfig {
+                    weight_decay: f64::NAN,
+                    ..base.clone()
+                },
+            ),
+            (
+                "lr",
+                TrainConfig {
+                    lr: 0.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "clip-grad",
+                TrainConfig {
+                    clip_grad: -1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "momentum",
+                TrainConfig {
+                    momentum: 1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "negpos-ratio",
+                TrainConfig {
+                    negpos_ratio: f64::NAN,
+                    ..base.clone()
+                },
+            ),
+            (
+                "expand-ratio",
+                TrainConfig {
+                    expand_ratio: 0.5,
+                    ..base.clone()
+                },
+            ),
+            (
+                "overlap-threshold",
+                TrainConfig {
+                    overlap_threshold: 1.5,
+                    ..base.clone()
+                },
+            ),
+            (
+                "batch-size",
+                TrainConfig {
+                    batch_size: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "model-save-name",
+                TrainConfig {
+                    model_save_name: String::new(),
+                    ..base.clone()
+                },
+            ),
+            (
+                "model-save-name",
+                TrainConfig {
+                    model_save_name: "../x".into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                "model-save-name",
+                TrainConfig {
+                    model_save_name: ".hidden".into(),
+                    ..base.clone()
+                },
+            ),
+            (
+                "devices",
+                TrainConfig {
+                    devices: vec![0, 1],
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (flag, config) in cases {
+            match config.validate() {
+                Err(TrainError::Setting { name, .. }) => assert_eq!(name, flag),
+                other => panic!("{flag}: expected a setting error, got {other:?}"),
+            }
+        }
+    }
+}

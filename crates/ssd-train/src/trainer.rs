@@ -1,0 +1,521 @@
+//! The training loop: [`Trainer::step`] runs one iteration, [`Trainer::run`] runs to the end
+//! under an [`Observer`] that sees every step and may ask to stop.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use ssd_data::{
+    Augment, BatchPlan, DatasetReport, Prefetcher, SsdBatcher, SsdDataset, TargetEncoder,
+    VocDataset,
+};
+use ssd_model::{CheckpointInfo, LoadMode, LoadReport, MODEL_FILE, MultiBoxLoss, Ssd};
+
+use crate::checkpoint::{
+    OPTIMIZER_FILE, TrainState, read_state, remove_stale_partials, save_checkpoint,
+};
+use crate::optim::{build_optimizer, clip_grads, grad_norm, lr_schedule, weights_finite};
+use crate::{TrainConfig, TrainError, TrainSettings};
+
+/// What one iteration did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepStats {
+    /// Iterations done, this one included (1-based number of this iteration).
+    pub iteration: u64,
+    /// Total loss (`conf + alpha * loc`).
+    pub loss: f64,
+    /// Localisation part (smooth L1 over positives, divided by their number).
+    pub loc: f64,
+    /// Confidence part (cross-entropy over positives and hard negatives, same normaliser).
+    pub conf: f64,
+    /// Learning rate of the base group.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Images in the batch.
+    pub images: usize,
+    /// The checkpoint saved after this iteration, if one was.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// What an [`Observer`] wants after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Save a checkpoint now and stop (an interruption: the run can be resumed).
+    Stop,
+}
+
+/// Sees a run's progress (progress bars, logs, loss files, plots) and may stop it.
+pub trait Observer {
+    /// Called after every iteration.
+    fn on_step(&mut self, stats: &StepStats) -> Control;
+}
+
+/// An observer that sees nothing and never stops the run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn on_step(&mut self, _: &StepStats) -> Control {
+        Control::Continue
+    }
+}
+
+impl<F: FnMut(&StepStats) -> Control> Observer for F {
+    fn on_step(&mut self, stats: &StepStats) -> Control {
+        self(stats)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The last checkpoint folder.
+    pub checkpoint: PathBuf,
+    /// The model file for detection (`<results>/weights/<name>.bpk`).
+    pub model: PathBuf,
+    /// Iterations done.
+    pub iterations: u64,
+    /// Stopped by the observer before the last iteration.
+    pub interrupted: bool,
+}
+
+/// Where a run starts from.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A fresh initialisation.
+    Scratch,
+    /// A fresh initialisation with an ImageNet backbone.
+    Pretrained {
+        /// The `.pth` file.
+        path: PathBuf,
+        /// What was loaded.
+        report: LoadReport,
+    },
+    /// A checkpoint.
+    Resumed {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// Its iteration.
+        iteration: u64,
+    },
+}
+
+/// A training run: the model, its optimizer and the batch stream, one [`Trainer::step`] at a
+/// time. Checkpoints are written every `save-every` iterations and after the last one.
+pub struct Trainer {
+    config: TrainConfig,
+    state: TrainState,
+    classes: ssd_data::ClassList,
+    device: Device,
+    model: Option<Ssd>,
+    optimizer: ModuleOptimizer,
+    criterion: MultiBoxLoss,
+    batches: Prefetcher,
+    voc: Arc<VocDataset>,
+    start: Start,
+    first: u64,
+    done: u64,
+    /// The newest checkpoint and its iteration.
+    last_saved: Option<(u64, PathBuf)>,
+    /// The newest checkpoint whose weights were finite and gave a finite loss.
+    last_good: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("device", &self.device)
+            .field("start", &self.start)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// Prepares a run: checks the settings, opens the dataset (every annotation parsed and
+    /// checked), builds the network on the device (a fresh one, a backbone from
+    /// `pretrained-model`, or the weights and momentum of `resume`) and starts the loading
+    /// threads.
+    pub fn new(settings: TrainSettings) -> Result<Self, TrainError> {
+        let TrainSettings {
+            config,
+            model: model_cfg,
+            classes,
+            device,
+            resume,
+        } = settings;
+        config.validate()?;
+        model_cfg.validate().map_err(ssd_model::ModelError::from)?;
+        if model_cfg.num_classes != classes.num_classes_with_background() {
+            return Err(TrainError::ClassCount {
+                num_classes: model_cfg.num_classes,
+                names: classes.len(),
+            });
+        }
+        let resumed = resume.as_deref().map(read_state).transpose()?;
+        if let Some((dir, state)) = &resumed
+            && serde_json::to_value(&state.model).ok() != serde_json::to_value(&model_cfg).ok()
+        {
+            return Err(TrainError::Resume {
+                path: dir.clone(),
+                message: "the checkpoint's network differs from the one asked for".to_owned(),
+            });
+        }
+        let voc = Arc::new(VocDataset::open(
+            &config.dataroot,
+            &config.datanames,
+            classes.clone(),
+        )?);
+        if voc.is_empty() {
+            return Err(TrainError::EmptyImageSet(config.datanames.clone()));
+        }
+        let weights_dir = config.weights_dir();
+        std::fs::create_dir_all(&weights_dir).map_err(TrainError::io(&weights_dir))?;
+        remove_stale_partials(&weights_dir);
+
+        let device = device.autodiff();
+        device.seed(config.seed);
+        let mut model = model_cfg.init(&device)?;
+        let mut optimizer = build_optimizer(&config);
+        let start = match (&resumed, &config.pretrained_model) {
+            (Some((dir, state)), _) => {
+                model = model.load_checkpoint(&dir.join(MODEL_FILE))?;
+                let path = dir.join(OPTIMIZER_FILE);
+                optimizer = optimizer.load(&path).map_err(|e| TrainError::Optimizer {
+                    path,
+                    message: format!("cannot load: {e:?}"),
+                })?;
+                Start::Resumed {
+                    path: dir.clone(),
+                    iteration: state.iteration,
+                }
+            }
+            (None, Some(path)) => {
+                let (loaded, report) = model.load_pytorch(path, LoadMode::Backbone)?;
+                model = loaded;
+                Start::Pretrained {
+                    path: path.clone(),
+                    report,
+                }
+            }
+            (None, None) => Start::Scratch,
+        };
+        let first = resumed.as_ref().map_or(0, |(_, s)| s.iteration);
+        if first >= config.iterations {
+            return Err(TrainError::NothingToDo {
+                done: first,
+                iterations: config.iterations,
+            });
+        }
+        let batches = Prefetcher::new(
+            training_dataset(&config, &model_cfg, &voc)?,
+            batch_plan(&config, voc.len()),
+            first,
+            config.iterations,
+            config.workers,
+        );
+        let last_saved = resumed.as_ref().map(|(dir, s)| (s.iteration, dir.clone()));
+        Ok(Self {
+            criterion: MultiBoxLoss {
+                neg_pos_ratio: config.negpos_ratio,
+            },
+            state: TrainState {
+                iteration: first,
+                config: config.clone(),
+                model: model_cfg,
+                classes: classes.names().to_vec(),
+            },
+            config,
+            classes,
+            device,
+            model: Some(model),
+            optimizer,
+            batches,
+            voc,
+            start,
+            first,
+            done: first,
+            last_good: last_saved.as_ref().map(|(_, d)| d.clone()),
+            last_saved,
+        })
+    }
+
+    /// Runs one iteration: a batch, the loss, its gradients, clipping and the optimizer step,
+    /// then a checkpoint when one is due. `Ok(None)` once the run has all its iterations.
+    ///
+    /// One value is read back from the device per step: the loss parts and the gradient norm
+    /// together. A loss or norm that is not finite stops the run before the optimizer step
+    /// ([`TrainError::Diverged`]); an image that fails to load saves the progress first
+    /// ([`TrainError::DataDuringTraining`]).
+    pub fn step(&mut self) -> Result<Option<StepStats>, TrainError> {
+        if self.done >= self.config.iterations {
+            return Ok(None);
+        }
+        let items = match self.batches.next() {
+            Some(Ok((_, _, items))) => items,
+            Some(Err(source)) => return Err(self.stop_on_bad_data(source)),
+            None => {
+                return Err(TrainError::LoaderStopped {
+                    done: self.done,
+                    iterations: self.config.iterations,
+                });
+            }
+        };
+        let images = items.len();
+        let model = self.model.take().unwrap_or_else(|| unreachable!("model"));
+        let result = self.train_on(model, items);
+        let (model, mut stats) = result?;
+        self.model = Some(model);
+        self.done += 1;
+        if self.done.is_multiple_of(self.config.save_every) || self.done == self.config.iterations {
+            stats.checkpoint = Some(self.save()?);
+        }
+        stats.images = images;
+        Ok(Some(stats))
+    }
+
+    fn train_on(
+        &mut self,
+        model: Ssd,
+        items: Vec<ssd_data::SsdItem>,
+    ) -> Result<(Ssd, StepStats), TrainError> {
+        let batch = SsdBatcher.batch(items, &self.device);
+        let (Some(labels), Some(locations)) = (batch.labels, batch.locations) else {
+            unreachable!("training items always carry targets")
+        };
+        let (loc, conf) = model.forward(batch.images);
+        let parts = self.criterion.forward(loc, conf, labels, locations);
+        let loss = parts.total(self.config.alpha);
+        let scalars = Tensor::cat(vec![loss.clone(), parts.loc, parts.conf], 0);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = grad_norm(&model, &grads);
+        let read = match &norm {
+            Some(n) => Tensor::cat(vec![scalars, n.clone()], 0),
+            None => scalars,
+        };
+        // The one read of the step.
+        let values: Vec<f64> = read.into_data().iter::<f32>().map(f64::from).collect();
+        let value = |i: usize| values.get(i).copied().unwrap_or(0.0);
+        let iteration = self.done + 1;
+        let (total, loc_v, conf_v, norm_v) = (value(0), value(1), value(2), value(3));
+        let diverged = |what, value| TrainError::Diverged {
+            what,
+            value,
+            iteration,
+            loc: loc_v,
+            conf: conf_v,
+            last_good: None,
+        };
+        if !total.is_finite() {
+            return Err(self.named_last_good(diverged("the loss", total)));
+        }
+        if !norm_v.is_finite() {
+            return Err(self.named_last_good(diverged("the gradient norm", norm_v)));
+        }
+        // The weights just used gave a finite loss: their checkpoint, if any, is good.
+        if let Some((at, dir)) = &self.last_saved
+            && *at == self.done
+        {
+            self.last_good = Some(dir.clone());
+        }
+        if let Some(norm) = &norm
+            && self.config.clip_grad > 0.0
+        {
+            clip_grads(&model, &mut grads, norm, self.config.clip_grad);
+        }
+        let lr = self.config.lr_at(self.done);
+        let mut schedule = lr_schedule(&self.config, self.done);
+        let model = self.optimizer.step(schedule.step(), model, grads);
+        let stats = StepStats {
+            iteration,
+            loss: total,
+            loc: loc_v,
+            conf: conf_v,
+            lr,
+            grad_norm: norm_v,
+            images: 0,
+            checkpoint: None,
+        };
+        Ok((model, stats))
+    }
+
+    /// Fills in the last good checkpoint of a divergence error.
+    fn named_last_good(&self, error: TrainError) -> TrainError {
+        match error {
+            TrainError::Diverged {
+                what,
+                value,
+                iteration,
+                loc,
+                conf,
+                ..
+            } => TrainError::Diverged {
+                what,
+                value,
+                iteration,
+                loc,
+                conf,
+                last_good: self.last_good.clone(),
+            },
+            other => other,
+        }
+    }
+
+    fn stop_on_bad_data(&mut self, source: ssd_data::DataError) -> TrainError {
+        let saved = match &self.last_saved {
+            Some((at, dir)) if *at == self.done => Ok(Some(dir.clone())),
+            _ if self.done > self.first => self.save().map(Some),
+            _ => Ok(self.last_saved.as_ref().map(|(_, d)| d.clone())),
+        };
+        match saved {
+            Ok(checkpoint) => TrainError::DataDuringTraining {
+                iteration: self.done,
+                checkpoint,
+                source,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Saves a checkpoint of the current iteration (`<results>/weights/<name>_<iteration>/`)
+    /// and returns its folder. Weights that are not all finite are not saved
+    /// ([`TrainError::Diverged`]).
+    pub fn save(&mut self) -> Result<PathBuf, TrainError> {
+        if !weights_finite(self.model()) {
+            return Err(self.named_last_good(TrainError::Diverged {
+                what: "a weight",
+                value: f64::NAN,
+                iteration: self.done,
+                loc: f64::NAN,
+                conf: f64::NAN,
+                last_good: None,
+            }));
+        }
+        self.state.iteration = self.done;
+        let dir = self.config.checkpoint_dir(self.done);
+        let model = self.model.as_ref().unwrap_or_else(|| unreachable!("model"));
+        save_checkpoint(&dir, model, &self.optimizer, &self.state, &self.classes)?;
+        self.last_saved = Some((self.done, dir.clone()));
+        Ok(dir)
+    }
+
+    /// Runs the remaining iterations. After each, `observer` sees the step; when it answers
+    /// [`Control::Stop`], a checkpoint is saved (if the step did not save one) and the run ends
+    /// as interrupted. At the end the final model is written to `<results>/weights/<name>.bpk`.
+    pub fn run(&mut self, observer: &mut impl Observer) -> Result<TrainOutcome, TrainError> {
+        let mut interrupted = false;
+        while let Some(stats) = self.step()? {
+            if observer.on_step(&stats) == Control::Stop && self.done < self.config.iterations {
+                if stats.checkpoint.is_none() {
+                    self.save()?;
+                }
+                interrupted = true;
+                break;
+            }
+        }
+        let Some((_, checkpoint)) = self.last_saved.clone() else {
+            unreachable!("a run of at least one iteration saves a checkpoint")
+        };
+        let model = self.config.final_model();
+        self.model().save_trained(&model, &self.info())?;
+        Ok(TrainOutcome {
+            checkpoint,
+            model,
+            iterations: self.done,
+            interrupted,
+        })
+    }
+
+    /// The network being trained (on the autodiff device).
+    pub fn model(&self) -> &Ssd {
+        self.model.as_ref().unwrap_or_else(|| unreachable!("model"))
+    }
+
+    /// What a checkpoint of the current weights says about itself.
+    pub fn info(&self) -> CheckpointInfo {
+        CheckpointInfo {
+            config: self.state.model.clone(),
+            classes: self.classes.clone(),
+            iteration: Some(self.done),
+        }
+    }
+
+    /// The recipe.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Iterations done so far.
+    pub fn iteration(&self) -> u64 {
+        self.done
+    }
+
+    /// Where the run started from.
+    pub fn start(&self) -> &Start {
+        &self.start
+    }
+
+    /// The training images (with their report: images, objects, clipped or dropped boxes).
+    pub fn dataset(&self) -> &VocDataset {
+        &self.voc
+    }
+
+    /// The dataset report (what opening the dataset found).
+    pub fn dataset_report(&self) -> DatasetReport {
+        self.voc.report()
+    }
+
+    /// Batches in one pass over the training images.
+    pub fn batches_per_epoch(&self) -> u64 {
+        batch_plan(&self.config, self.voc.len()).batches_per_epoch()
+    }
+
+    /// The newest checkpoint folder, if any.
+    pub fn last_checkpoint(&self) -> Option<&Path> {
+        self.last_saved.as_ref().map(|(_, d)| d.as_path())
+    }
+}
+
+fn batch_plan(config: &TrainConfig, len: usize) -> BatchPlan {
+    BatchPlan {
+        len,
+        batch_size: config.batch_size,
+        shuffle: Some(config.seed),
+        keep_partial: false,
+    }
+}
+
+fn training_dataset(
+    config: &TrainConfig,
+    model: &ssd_model::SsdConfig,
+    voc: &Arc<VocDataset>,
+) -> Result<SsdDataset, TrainError> {
+    let size = model.input_size() as u32;
+    let augment = if config.use_augment {
+        let mut a = Augment::ssd_train(size);
+        if let Some(expand) = a.expand.as_mut() {
+            expand.max_ratio = config.expand_ratio;
+        }
+        if config.expand_ratio <= 1.0 {
+            a.expand = None;
+        }
+        a
+    } else {
+        Augment::eval(size)
+    };
+    let encoder = TargetEncoder::new(&model.priors, config.overlap_threshold as f32)
+        .map_err(|e| ssd_model::ModelError::from(ssd_model::ConfigError::Priors(e)))?;
+    Ok(SsdDataset::train(
+        Arc::clone(voc),
+        augment,
+        encoder,
+        !config.discard_difficult,
+        config.seed,
+    ))
+}
