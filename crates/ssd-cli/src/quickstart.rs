@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::Context;
 use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
 use ssd_eval::{EvalConfig, write_results};
-use ssd_model::{Detector, PostProcessConfig};
+use ssd_model::{Detector, PostProcessConfig, SsdConfig};
 use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
 
 use crate::backend::Backend;
 use crate::detect::{annotate_files, inference_device};
-use crate::train::{format_duration, model_config, run_training};
+use crate::train::{format_duration, run_training};
 
 /// Arguments of `ssd quickstart`.
 #[derive(Debug, Clone, clap::Args)]
@@ -127,7 +127,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     };
     let settings = TrainSettings {
         config,
-        model: model_config(&args.model, classes.num_classes_with_background())?,
+        model: SsdConfig::named(&args.model, classes.num_classes_with_background())?,
         classes: classes.clone(),
         device: backend.device()?,
         resume: None,

@@ -11,29 +11,13 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
 use imageproc::rect::Rect;
 use plotters::prelude::*;
+use ssd_train::LossPoint;
 
 /// The font, compiled into the binary.
 pub static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSansMono.ttf");
 
 fn font() -> FontRef<'static> {
     FontRef::try_from_slice(FONT_BYTES).expect("the shipped font parses (checked by a test)")
-}
-
-/// One row of the loss log.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LossPoint {
-    /// Iterations done (1-based: the row after the first step is 1).
-    pub iteration: u64,
-    /// Total loss `conf + alpha * loc`.
-    pub loss: f64,
-    /// Localisation part.
-    pub loc: f64,
-    /// Confidence part.
-    pub conf: f64,
-    /// Learning rate used (base group).
-    pub lr: f64,
-    /// Global L2 norm of the gradients (before clipping).
-    pub grad_norm: f64,
 }
 
 /// Draws the loss curves (total, loc, conf; moving average over `window` points) into a PNG,

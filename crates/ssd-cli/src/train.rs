@@ -1,7 +1,6 @@
 //! `ssd train`: flags and config file to `ssd_train` settings, and the console around a run:
 //! progress bar, log lines, the loss CSV and plot, Ctrl-C.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -10,12 +9,12 @@ use anyhow::{Context, bail};
 use ssd_data::ClassList;
 use ssd_model::SsdConfig;
 use ssd_train::{
-    Control, Observer, Start, StepStats, TrainConfig, TrainOutcome, TrainSettings, Trainer,
-    read_state,
+    Control, LossLog, LossPoint, Observer, Start, StepStats, TrainConfig, TrainOutcome,
+    TrainSettings, TrainState, Trainer, read_state,
 };
 
 use crate::backend::Backend;
-use crate::render::{LossPoint, plot_losses};
+use crate::render::plot_losses;
 
 /// Arguments of `ssd train`: every setting of [`TrainConfig`] as a flag (none given means the
 /// config file's value, else the checkpoint's when resuming, else the default shown).
@@ -184,13 +183,52 @@ impl TrainArgs {
     /// `--classes`; the backend's training device.
     pub fn resolve(&self) -> anyhow::Result<(TrainSettings, Backend)> {
         let resumed = self.resume.as_deref().map(read_state).transpose()?;
-        let mut c = resumed
+        let base = resumed
             .as_ref()
             .map_or_else(TrainConfig::default, |(_, s)| s.config.clone());
-        let mut choices = Choices::default();
-        if let Some(file) = &self.config {
-            (c, choices) = merge_config_file(c, file)?;
-        }
+        let (mut config, choices) = self.recipe(base)?;
+        let model_name = self.model.clone().or(choices.model);
+        let classes_file = self.classes.clone().or(choices.classes);
+        let (model, classes) = match &resumed {
+            Some((dir, state)) => resumed_network(dir, state, model_name, classes_file)?,
+            None => {
+                let model_name = model_name.unwrap_or_else(|| "ssd300".to_owned());
+                if self.model_save_name.is_none() && !choices.names_checkpoints {
+                    config.model_save_name = Path::new(&model_name)
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or("ssd")
+                        .to_owned();
+                }
+                let classes = match &classes_file {
+                    Some(path) => ClassList::from_file(path)?,
+                    None => ClassList::voc(),
+                };
+                let model = SsdConfig::named(&model_name, classes.num_classes_with_background())
+                    .with_context(|| format!("--model {model_name}"))?;
+                (model, classes)
+            }
+        };
+        let backend = match self.backend.clone().or(choices.backend) {
+            Some(name) => name.parse::<Backend>()?,
+            None => Backend::default_compiled().context("no backend compiled into this binary")?,
+        };
+        let settings = TrainSettings {
+            config,
+            model,
+            classes,
+            device: backend.device()?,
+            resume: resumed.map(|(dir, _)| dir),
+        };
+        Ok((settings, backend))
+    }
+
+    /// `base` with the config file's keys, then the flags given, over it.
+    fn recipe(&self, base: TrainConfig) -> anyhow::Result<(TrainConfig, Choices)> {
+        let (mut c, choices) = match &self.config {
+            Some(file) => merge_config_file(base, file)?,
+            None => (base, Choices::default()),
+        };
         macro_rules! set {
             ($($field:ident),*) => {
                 $(if let Some(v) = &self.$field { c.$field = v.clone(); })*
@@ -226,87 +264,41 @@ impl TrainArgs {
         if self.pretrained_model.is_some() {
             c.pretrained_model.clone_from(&self.pretrained_model);
         }
-        let model_name = self.model.clone().or(choices.model);
-        let classes_file = self.classes.clone().or(choices.classes);
-        let (model, classes) = match &resumed {
-            Some((dir, state)) => {
-                // The network and classes are the checkpoint's; --model and --classes may only
-                // repeat them.
-                let classes = ClassList::new(state.classes.clone())
-                    .with_context(|| format!("class names in {}", dir.display()))?;
-                let asked = classes_file
-                    .as_deref()
-                    .map(ClassList::from_file)
-                    .transpose()?;
-                if asked.is_some_and(|asked| asked != classes) {
-                    bail!(
-                        "--resume {}: --classes differs from the checkpoint's classes",
-                        dir.display()
-                    );
-                }
-                if let Some(name) = &model_name {
-                    let asked = model_config(name, classes.num_classes_with_background())?;
-                    if serde_json::to_value(&asked)? != serde_json::to_value(&state.model)? {
-                        bail!(
-                            "--resume {}: --model {name} differs from the checkpoint's network",
-                            dir.display()
-                        );
-                    }
-                }
-                (state.model.clone(), classes)
-            }
-            None => {
-                let model_name = model_name.unwrap_or_else(|| "ssd300".to_owned());
-                let classes = match &classes_file {
-                    Some(path) => ClassList::from_file(path)?,
-                    None => ClassList::voc(),
-                };
-                let model = model_config(&model_name, classes.num_classes_with_background())?;
-                if self.model_save_name.is_none() && !choices.names_checkpoints {
-                    c.model_save_name = Path::new(&model_name)
-                        .file_stem()
-                        .and_then(|s| s.to_str())
-                        .unwrap_or("ssd")
-                        .to_owned();
-                }
-                (model, classes)
-            }
-        };
-        let backend = match self.backend.clone().or(choices.backend) {
-            Some(name) => name.parse::<Backend>()?,
-            None => Backend::default_compiled().context("no backend compiled into this binary")?,
-        };
-        let settings = TrainSettings {
-            config: c,
-            model,
-            classes,
-            device: backend.device()?,
-            resume: resumed.map(|(dir, _)| dir),
-        };
-        Ok((settings, backend))
+        Ok((c, choices))
     }
 }
 
-/// The model configuration named by `--model`: a preset (`ssd300`, `ssd512`, `small`) or a JSON
-/// file of [`SsdConfig`], with `num_classes` set to `num_classes`.
-pub fn model_config(name: &str, num_classes: usize) -> anyhow::Result<SsdConfig> {
-    let mut config = match name {
-        "ssd300" => SsdConfig::ssd300(num_classes),
-        "ssd512" => SsdConfig::ssd512(num_classes),
-        "small" => SsdConfig::small(num_classes),
-        file if file.ends_with(".json") => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read model config {file}"))?;
-            serde_json::from_str::<SsdConfig>(&text)
-                .with_context(|| format!("model config {file}"))?
+/// The network and classes of a resumed run: the checkpoint's; `--model` and `--classes` may
+/// only repeat them.
+fn resumed_network(
+    dir: &Path,
+    state: &TrainState,
+    model_name: Option<String>,
+    classes_file: Option<PathBuf>,
+) -> anyhow::Result<(SsdConfig, ClassList)> {
+    let classes = ClassList::new(state.classes.clone())
+        .with_context(|| format!("class names in {}", dir.display()))?;
+    let asked = classes_file
+        .as_deref()
+        .map(ClassList::from_file)
+        .transpose()?;
+    if asked.is_some_and(|asked| asked != classes) {
+        bail!(
+            "--resume {}: --classes differs from the checkpoint's classes",
+            dir.display()
+        );
+    }
+    if let Some(name) = &model_name {
+        let asked = SsdConfig::named(name, classes.num_classes_with_background())
+            .with_context(|| format!("--model {name}"))?;
+        if serde_json::to_value(&asked)? != serde_json::to_value(&state.model)? {
+            bail!(
+                "--resume {}: --model {name} differs from the checkpoint's network",
+                dir.display()
+            );
         }
-        other => bail!("unknown --model `{other}`: expected ssd300, ssd512, small or a .json file"),
-    };
-    config.num_classes = num_classes;
-    config
-        .validate()
-        .with_context(|| format!("--model {name}"))?;
-    Ok(config)
+    }
+    Ok((state.model.clone(), classes))
 }
 
 /// Runs `ssd train`.
@@ -380,7 +372,7 @@ pub fn run_training(settings: TrainSettings, backend: Backend) -> anyhow::Result
     }
     Ok(Run {
         outcome: result?,
-        loss_csv: console.csv,
+        loss_csv: console.log.path().to_owned(),
         loss_plot: console.plot,
     })
 }
@@ -409,12 +401,11 @@ fn install_interrupt_handler() {
 /// The console observer: progress bar, log lines, loss CSV and plot.
 struct Console {
     bar: indicatif::ProgressBar,
-    csv: PathBuf,
+    log: LossLog,
     plot: PathBuf,
     title: String,
     iterations: u64,
     log_every: u64,
-    history: Vec<LossPoint>,
     window: Vec<LossPoint>,
     window_images: usize,
     window_start: Instant,
@@ -428,9 +419,7 @@ impl Console {
         std::fs::create_dir_all(&loss_dir)
             .with_context(|| format!("cannot create {}", loss_dir.display()))?;
         let name = &config.model_save_name;
-        let csv = loss_dir.join(format!("{name}.csv"));
-        let history = read_loss_csv(&csv, start)?;
-        write_loss_csv(&csv, &history)?;
+        let log = LossLog::open(&loss_dir.join(format!("{name}.csv")), start)?;
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(config.iterations),
             indicatif::ProgressDrawTarget::stderr_with_hz(4),
@@ -445,11 +434,10 @@ impl Console {
         Ok(Self {
             bar,
             plot: loss_dir.join(format!("{name}.png")),
-            csv,
+            log,
             title: format!("{name}: training loss"),
             iterations: config.iterations,
             log_every: config.log_every,
-            history,
             window: Vec::new(),
             window_images: 0,
             window_start: Instant::now(),
@@ -460,7 +448,7 @@ impl Console {
 
     /// Prints the log line of the window, appends it to the CSV, redraws the plot (at most every
     /// 5 s, and at the end).
-    fn log(&mut self, done: u64, lr: f64, rate: f64, last: bool) -> anyhow::Result<()> {
+    fn log_window(&mut self, done: u64, lr: f64, rate: f64, last: bool) -> anyhow::Result<()> {
         let n = self.window.len().max(1) as f64;
         let mean = |f: fn(&LossPoint) -> f64| self.window.iter().map(f).sum::<f64>() / n;
         let elapsed = self.window_start.elapsed().as_secs_f64();
@@ -476,12 +464,12 @@ impl Console {
             format_duration(Duration::from_secs_f64(remaining))
         );
         self.bar.suspend(|| println!("{line}"));
-        append_loss_csv(&self.csv, &self.window)?;
+        self.log.flush()?;
         self.window.clear();
         self.window_images = 0;
         self.window_start = Instant::now();
         if self.last_plot.elapsed() > Duration::from_secs(5) || last {
-            plot_losses(&self.history, &self.title, &self.plot)?;
+            plot_losses(self.log.points(), &self.title, &self.plot)?;
             self.last_plot = Instant::now();
         }
         Ok(())
@@ -490,15 +478,8 @@ impl Console {
 
 impl Observer for Console {
     fn on_step(&mut self, s: &StepStats) -> Control {
-        let point = LossPoint {
-            iteration: s.iteration,
-            loss: s.loss,
-            loc: s.loc,
-            conf: s.conf,
-            lr: s.lr,
-            grad_norm: s.grad_norm,
-        };
-        self.history.push(point);
+        let point = LossPoint::from(s);
+        self.log.push(point);
         self.window.push(point);
         self.window_images += s.images;
         let rate = self.window_images as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9);
@@ -510,7 +491,7 @@ impl Observer for Console {
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
         let last = s.iteration == self.iterations || interrupted;
         if s.iteration.is_multiple_of(self.log_every) || last {
-            if let Err(e) = self.log(s.iteration, s.lr, rate, last) {
+            if let Err(e) = self.log_window(s.iteration, s.lr, rate, last) {
                 self.failure = Some(e);
                 return Control::Stop;
             }
@@ -539,95 +520,9 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-const CSV_HEADER: &str = "iteration,loss,loc,conf,lr,grad_norm";
-
-fn read_loss_csv(path: &Path, up_to: u64) -> anyhow::Result<Vec<LossPoint>> {
-    if up_to == 0 || !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    // A run killed while appending leaves a last line without its newline: not a row.
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    let mut out = Vec::new();
-    for (n, line) in complete.lines().enumerate().skip(1) {
-        let f: Vec<f64> = line
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}:{}: not a loss row", path.display(), n + 1))?;
-        let [iteration, loss, loc, conf, lr, grad_norm] = f[..] else {
-            bail!("{}:{}: expected 6 fields", path.display(), n + 1);
-        };
-        if iteration as u64 <= up_to {
-            out.push(LossPoint {
-                iteration: iteration as u64,
-                loss,
-                loc,
-                conf,
-                lr,
-                grad_norm,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn write_loss_csv(path: &Path, points: &[LossPoint]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("csv.partial");
-    let text: String = std::iter::once(format!("{CSV_HEADER}\n"))
-        .chain(points.iter().map(csv_row))
-        .collect();
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn append_loss_csv(path: &Path, points: &[LossPoint]) -> anyhow::Result<()> {
-    let text: String = points.iter().map(csv_row).collect();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .with_context(|| format!("cannot append to {}", path.display()))
-}
-
-fn csv_row(p: &LossPoint) -> String {
-    format!(
-        "{},{},{},{},{},{}\n",
-        p.iteration, p.loss, p.loc, p.conf, p.lr, p.grad_norm
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loss_log_round_trips_and_a_torn_last_line_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("ssd-loss-csv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("loss.csv");
-        let points: Vec<LossPoint> = (1..=4)
-            .map(|i| LossPoint {
-                iteration: i,
-                loss: 1.0 / i as f64,
-                loc: 0.25,
-                conf: 0.5,
-                lr: 1e-3,
-                grad_norm: 2.5,
-            })
-            .collect();
-        write_loss_csv(&path, &points[..2]).expect("write");
-        append_loss_csv(&path, &points[2..]).expect("append");
-        assert_eq!(read_loss_csv(&path, 10).expect("read"), points);
-        assert_eq!(read_loss_csv(&path, 3).expect("read"), points[..3].to_vec());
-        let mut text = std::fs::read_to_string(&path).expect("read");
-        text.push_str("5,0.2,0.1");
-        std::fs::write(&path, text).expect("write");
-        assert_eq!(read_loss_csv(&path, 10).expect("torn line"), points);
-        let _ = std::fs::remove_dir_all(dir);
-    }
 
     #[test]
     fn config_files_override_and_reject_unknown_keys() {

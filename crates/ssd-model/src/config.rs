@@ -4,7 +4,7 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 use ssd_core::PriorConfig;
 
-use crate::ConfigError;
+use crate::{ConfigError, ModelError};
 
 /// The VGG base: conv blocks separated by 2x2 max-pools, then pool5 (3x3, stride 1, pad 1), the
 /// dilated conv6 (fc6) and the 1x1 conv7 (fc7).
@@ -260,6 +260,30 @@ impl SsdConfig {
             });
         }
         Ok(())
+    }
+
+    /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `small`) or a JSON file
+    /// of `SsdConfig` (`*.json`), with `num_classes` classes (background included), validated.
+    pub fn named(name: &str, num_classes: usize) -> Result<Self, ModelError> {
+        let mut config = match name {
+            "ssd300" => Self::ssd300(num_classes),
+            "ssd512" => Self::ssd512(num_classes),
+            "small" => Self::small(num_classes),
+            file if file.ends_with(".json") => {
+                let weights_error = |message: String| ModelError::Weights {
+                    path: file.into(),
+                    message,
+                };
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| weights_error(format!("cannot read model config: {e}")))?;
+                serde_json::from_str::<Self>(&text)
+                    .map_err(|e| weights_error(format!("not a model config: {e}")))?
+            }
+            other => return Err(ConfigError::UnknownName(other.to_owned()).into()),
+        };
+        config.num_classes = num_classes;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Number of priors `P` (rows of `loc` and `conf`).

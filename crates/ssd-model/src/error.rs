@@ -63,6 +63,9 @@ pub enum ConfigError {
     /// The prior configuration itself is invalid.
     #[error("{0}")]
     Priors(#[from] ssd_core::CoreError),
+    /// A model name that is neither a preset nor a JSON file.
+    #[error("unknown model `{0}`: expected ssd300, ssd512, small or a .json file")]
+    UnknownName(String),
     /// Fewer than two classes (the count includes the background).
     #[error("num_classes is {0}; it counts the background, so it must be at least 2")]
     TooFewClasses(usize),

@@ -108,6 +108,14 @@ pub enum TrainError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A row of a loss log that is not six numbers.
+    #[error("{}:{line}: not a loss row (iteration,loss,loc,conf,lr,grad_norm)", path.display())]
+    LossLog {
+        /// The CSV file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
     /// The optimizer state could not be saved or loaded.
     #[error("{}: {message}", path.display())]
     Optimizer {

@@ -13,6 +13,7 @@
 //!   learning rate follow from the seed and the iteration, so `N + N` iterations with a resume
 //!   in between give the weights of `2N`. A loss, gradient norm or weight that stops being a
 //!   number ends the run before anything bad is written, naming the last good checkpoint.
+//! - [`LossLog`]: the loss CSV of a run, one row per iteration, continued by a resumed run.
 //! - [`evaluate`] / [`detect_dataset`]: VOC mAP of an `ssd_model::Detector` on a VOC image set.
 //!
 //! This crate prints nothing, installs no signal handler and never exits the process: progress,
@@ -62,6 +63,7 @@
 pub mod checkpoint;
 mod error;
 mod evaluate;
+mod loss_log;
 mod optim;
 mod settings;
 mod trainer;
@@ -69,6 +71,7 @@ mod trainer;
 pub use checkpoint::{TrainState, read_state};
 pub use error::TrainError;
 pub use evaluate::{EvalOptions, detect_dataset, evaluate, voc_evaluator};
+pub use loss_log::{LossLog, LossPoint};
 pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule};
 pub use settings::{TrainConfig, TrainSettings};
 pub use trainer::{Control, Observer, Quiet, Start, StepStats, TrainOutcome, Trainer};

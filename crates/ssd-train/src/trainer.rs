@@ -181,31 +181,12 @@ impl Trainer {
 
         let device = device.autodiff();
         device.seed(config.seed);
-        let mut model = model_cfg.init(&device)?;
-        let mut optimizer = build_optimizer(&config);
-        let start = match (&resumed, &config.pretrained_model) {
-            (Some((dir, state)), _) => {
-                model = model.load_checkpoint(&dir.join(MODEL_FILE))?;
-                let path = dir.join(OPTIMIZER_FILE);
-                optimizer = optimizer.load(&path).map_err(|e| TrainError::Optimizer {
-                    path,
-                    message: format!("cannot load: {e:?}"),
-                })?;
-                Start::Resumed {
-                    path: dir.clone(),
-                    iteration: state.iteration,
-                }
-            }
-            (None, Some(path)) => {
-                let (loaded, report) = model.load_pytorch(path, LoadMode::Backbone)?;
-                model = loaded;
-                Start::Pretrained {
-                    path: path.clone(),
-                    report,
-                }
-            }
-            (None, None) => Start::Scratch,
-        };
+        let (model, optimizer, start) = initial_state(
+            model_cfg.init(&device)?,
+            build_optimizer(&config),
+            resumed.as_ref(),
+            config.pretrained_model.as_deref(),
+        )?;
         let first = resumed.as_ref().map_or(0, |(_, s)| s.iteration);
         if first >= config.iterations {
             return Err(TrainError::NothingToDo {
@@ -479,6 +460,40 @@ impl Trainer {
     /// The newest checkpoint folder, if any.
     pub fn last_checkpoint(&self) -> Option<&Path> {
         self.last_saved.as_ref().map(|(_, d)| d.as_path())
+    }
+}
+
+/// The weights and optimizer state a run starts from: a checkpoint's, a fresh model with an
+/// ImageNet backbone, or a fresh model.
+fn initial_state(
+    model: Ssd,
+    optimizer: ModuleOptimizer,
+    resumed: Option<&(PathBuf, TrainState)>,
+    pretrained: Option<&Path>,
+) -> Result<(Ssd, ModuleOptimizer, Start), TrainError> {
+    match (resumed, pretrained) {
+        (Some((dir, state)), _) => {
+            let model = model.load_checkpoint(&dir.join(MODEL_FILE))?;
+            let path = dir.join(OPTIMIZER_FILE);
+            let optimizer = optimizer.load(&path).map_err(|e| TrainError::Optimizer {
+                path,
+                message: format!("cannot load: {e:?}"),
+            })?;
+            let start = Start::Resumed {
+                path: dir.clone(),
+                iteration: state.iteration,
+            };
+            Ok((model, optimizer, start))
+        }
+        (None, Some(path)) => {
+            let (model, report) = model.load_pytorch(path, LoadMode::Backbone)?;
+            let start = Start::Pretrained {
+                path: path.to_owned(),
+                report,
+            };
+            Ok((model, optimizer, start))
+        }
+        (None, None) => Ok((model, optimizer, Start::Scratch)),
     }
 }
 

@@ -235,3 +235,119 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     assert_eq!(numbers, (n + 1..=2 * n).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_observer_stop_saves_a_checkpoint_that_resumes() {
+    let dir = scratch("stop");
+    let data = dir.join("data");
+    tiny_data(&data, 16, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        save_every: 100,
+        ..tiny_config(&data, &dir.join("r"), 10)
+    };
+    let mut trainer = Trainer::new(settings(config.clone(), None)).expect("trainer");
+    let outcome = trainer
+        .run(&mut |s: &StepStats| {
+            if s.iteration == 3 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .expect("interrupted run");
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.iterations, 3);
+    assert_eq!(outcome.checkpoint, config.checkpoint_dir(3));
+    let (resumed, steps) = train(config, Some(&outcome.checkpoint)).expect("resumed");
+    assert!(!resumed.interrupted);
+    assert_eq!(steps.first().map(|s| s.iteration), Some(4));
+    assert_eq!(resumed.iterations, 10);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_diverging_run_names_a_last_good_checkpoint_whose_loss_was_finite() {
+    let dir = scratch("diverge");
+    let data = dir.join("data");
+    tiny_data(&data, 16, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        save_every: 1,
+        lr: 1e30,
+        clip_grad: 0.0,
+        warmup: 0,
+        ..tiny_config(&data, &dir.join("r"), 50)
+    };
+    let err = train(config.clone(), None).expect_err("lr 1e30 diverges");
+    let TrainError::Diverged {
+        iteration,
+        last_good,
+        ..
+    } = &err
+    else {
+        panic!("expected a divergence, got {err}");
+    };
+    // The weights after iteration k are checked by the loss of iteration k + 1: the checkpoint
+    // of the weights that produced the non-finite value is never called good.
+    if let Some(good) = last_good {
+        assert!(good != &config.checkpoint_dir(iteration - 1), "{err}");
+        let detector = Detector::load(good, &Device::flex()).expect("the good checkpoint loads");
+        let weights = weights(good);
+        assert!(weights.iter().all(|(_, w)| w.iter().all(|v| v.is_finite())));
+        drop(detector);
+    }
+    assert!(
+        !config.final_model().exists(),
+        "no final model from a diverged run"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn resuming_with_another_network_is_refused() {
+    let dir = scratch("other-net");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        ..tiny_config(&data, &dir.join("r"), 2)
+    };
+    let (first, _) = train(config.clone(), None).expect("two steps");
+    let mut other = settings(
+        TrainConfig {
+            iterations: 4,
+            ..config
+        },
+        Some(&first.checkpoint),
+    );
+    other.model.extras[0].channels += 8;
+    let err = Trainer::new(other).expect_err("another network");
+    assert!(matches!(err, TrainError::Resume { .. }), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn train_json_of_earlier_versions_is_migrated() {
+    let dir = scratch("legacy");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        ..tiny_config(&data, &dir.join("r"), 2)
+    };
+    let (first, _) = train(config, None).expect("two steps");
+    let state_path = first.checkpoint.join("train.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).expect("state")).expect("json");
+    let c = state["config"].as_object_mut().expect("config");
+    c.insert("model".into(), "tests/fixtures/tiny_model.json".into());
+    c.insert("classes".into(), serde_json::Value::Null);
+    c.insert("backend".into(), serde_json::Value::Null);
+    c.insert("model-save-name".into(), serde_json::Value::Null);
+    std::fs::write(&state_path, state.to_string()).expect("write");
+    let (_, migrated) = ssd_train::read_state(&first.checkpoint).expect("legacy state");
+    assert_eq!(migrated.config.model_save_name, "tiny_model");
+    assert_eq!(migrated.iteration, 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
