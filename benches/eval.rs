@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ssd_data::{ClassList, SampleRng, VOC_CLASSES, VocDataset};
-use ssd_eval::{Detection, EvalConfig, VocEvaluator, read_results, write_results};
+use ssd_eval::{Detection, EvalConfig, read_results, write_results};
 
 const IMAGES: usize = 4952;
 

@@ -490,11 +490,11 @@ impl Observer for Console {
         ));
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
         let last = s.iteration == self.iterations || interrupted;
-        if s.iteration.is_multiple_of(self.log_every) || last {
-            if let Err(e) = self.log_window(s.iteration, s.lr, rate, last) {
-                self.failure = Some(e);
-                return Control::Stop;
-            }
+        if (s.iteration.is_multiple_of(self.log_every) || last)
+            && let Err(e) = self.log_window(s.iteration, s.lr, rate, last)
+        {
+            self.failure = Some(e);
+            return Control::Stop;
         }
         if let Some(dir) = &s.checkpoint {
             self.bar
