@@ -291,7 +291,7 @@ fn resumed_network(
     if let Some(name) = &model_name {
         let asked = SsdConfig::named(name, classes.num_classes_with_background())
             .with_context(|| format!("--model {name}"))?;
-        if serde_json::to_value(&asked)? != serde_json::to_value(&state.model)? {
+        if asked != state.model {
             bail!(
                 "--resume {}: --model {name} differs from the checkpoint's network",
                 dir.display()

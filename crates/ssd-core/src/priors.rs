@@ -14,6 +14,7 @@ use crate::{CenterBox, CoreError};
 /// amdegroot's `PriorBox`, lufficc's `PriorBox` and the Caffe original, so their head weights line
 /// up with these priors.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PriorConfig {
     /// Side of the square network input, in pixels (300 for SSD300).
     pub image_size: u32,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use ssd_core::{CornerBox, parallel_map};
 
+use crate::image_io::image_header;
 use crate::{Annotation, ClassList, DataError, ImageRef, ImageSet, load_rgb};
 
 /// What opening a dataset found, for the caller to print.
@@ -170,6 +171,29 @@ impl VocDataset {
             });
         }
         Ok(VocImage { image, annotation })
+    }
+
+    /// Checks every image without decoding it, on all cores: the file exists, a JPEG is complete
+    /// (not truncated), and the header's size is the annotation's. The first problem in image-set
+    /// order is the error. Training calls this before its first step, so a bad file is found at
+    /// the start rather than when its batch comes.
+    pub fn check_images(&self) -> Result<(), DataError> {
+        let indices: Vec<usize> = (0..self.len()).collect();
+        let problems = parallel_map(&indices, |_, &index| {
+            let path = self.image_path(index);
+            let size = image_header(&path)?;
+            let a = &self.annotations[index];
+            if size != [a.width, a.height] {
+                return Err(DataError::SizeMismatch {
+                    image: path,
+                    annotation: self.set.annotation_path(&self.set.images[index]),
+                    image_size: size,
+                    annotation_size: [a.width, a.height],
+                });
+            }
+            Ok(())
+        });
+        problems.into_iter().collect()
     }
 
     /// Image `index`'s ground truth for training: normalised boxes and 1-based labels, without

@@ -1,5 +1,6 @@
 //! Reading images as 8-bit RGB, with a size limit against decompression bombs.
 
+use std::io::Cursor;
 use std::path::Path;
 
 use image::{ImageError, ImageReader, Limits, RgbImage};
@@ -21,10 +22,16 @@ pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// past [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_BYTES`], [`DataError::UnreadableImage`] for anything the
 /// decoder refuses (unknown format, corrupt or truncated data).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
-    let reader = ImageReader::open(path).map_err(|source| {
+    let bytes = std::fs::read(path).map_err(|source| {
         DataError::from_io(path, source, |path| DataError::MissingImage { path })
     })?;
-    let mut reader = reader
+    if let Err(reason) = check_jpeg_complete(&bytes) {
+        return Err(DataError::UnreadableImage {
+            path: path.to_owned(),
+            message: reason.to_owned(),
+        });
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| DataError::Io {
             path: path.to_owned(),
@@ -53,6 +60,66 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     Ok(image.to_rgb8())
 }
 
+/// Width and height of the image at `path` from its header, after checking that a JPEG is
+/// complete: what can be known of an image without decoding it, about a hundred times faster.
+pub fn image_header(path: &Path) -> Result<[u32; 2], DataError> {
+    let bytes = std::fs::read(path).map_err(|source| {
+        DataError::from_io(path, source, |path| DataError::MissingImage { path })
+    })?;
+    let unreadable = |message: String| DataError::UnreadableImage {
+        path: path.to_owned(),
+        message,
+    };
+    check_jpeg_complete(&bytes).map_err(|reason| unreadable(reason.to_owned()))?;
+    let (w, h) = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .into_dimensions()
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok([w, h])
+}
+
+/// For JPEG data (starting with the SOI marker): an error unless an end-of-image marker follows
+/// the first scan. The decoder fills a truncated scan with grey and reports success; a file cut
+/// short has no EOI after its scan data (inside scan data a 0xFF byte is always followed by 0x00
+/// or a restart marker, so `FF D9` there is the real end). Other formats pass.
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), &'static str> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Ok(());
+    }
+    // Walk the marker segments up to the first start-of-scan.
+    let mut at = 2;
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return Err("corrupt JPEG: no start of scan");
+        };
+        let Some(len) = bytes
+            .get(at + 2..at + 4)
+            .map(|l| usize::from(l[0]) << 8 | usize::from(l[1]))
+        else {
+            return Err("truncated JPEG: cut inside its header");
+        };
+        at += 2 + len;
+        if marker == 0xDA {
+            break;
+        }
+        if marker == 0xD9 {
+            return Err("corrupt JPEG: ends before any scan");
+        }
+    }
+    match bytes.get(at..) {
+        Some(scan) if scan.windows(2).any(|w| w == [0xFF, 0xD9]) => Ok(()),
+        _ => Err("truncated JPEG: no end-of-image marker after the scan data"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +130,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ssd-image-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).ok();
         dir
+    }
+
+    #[test]
+    fn truncated_jpegs_are_errors_naming_the_file() {
+        let dir = temp_dir("truncated");
+        let path = dir.join("whole.jpg");
+        let image = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+        image.save(&path).expect("save");
+        assert!(load_rgb(&path).is_ok());
+        let bytes = std::fs::read(&path).expect("read");
+        let cut = dir.join("cut.jpg");
+        for keep in [bytes.len() - 2, bytes.len() * 2 / 3, 200, 30, 3] {
+            std::fs::write(&cut, &bytes[..keep]).expect("write");
+            let err = load_rgb(&cut).expect_err("a truncated JPEG");
+            assert!(
+                matches!(&err, DataError::UnreadableImage { path, .. } if *path == cut),
+                "{keep} bytes: {err}"
+            );
+        }
+        // Bytes after the end-of-image marker (some cameras write them) are not an error.
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0, 0, 0, 1]);
+        std::fs::write(&cut, padded).expect("write");
+        assert!(load_rgb(&cut).is_ok());
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

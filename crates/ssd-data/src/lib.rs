@@ -66,7 +66,7 @@ pub use batches::{BatchPlan, Prefetcher};
 pub use classes::{ClassList, VOC_CLASSES};
 pub use dataset::{DatasetReport, VocDataset, VocImage};
 pub use error::DataError;
-pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, load_rgb};
+pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, image_header, load_rgb};
 pub use image_set::{ImageRef, ImageSet};
 pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;

@@ -139,6 +139,7 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
 
     // The test split is intact; shrink one image so it disagrees with its annotation.
     let test = VocDataset::open(std::slice::from_ref(&root), "test", classes).expect("test split");
+    test.check_images().expect("intact images pass the check");
     let path = test.image_path(0);
     image::RgbImage::new(10, 10).save(&path).expect("save");
     let err = test.load(0).expect_err("must fail");
@@ -147,6 +148,24 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
         "{err}"
     );
     assert!(err.to_string().contains("Annotations"), "{err}");
+    // The check at the start finds it without decoding, and a truncated image too.
+    let err = test.check_images().expect_err("a mis-sized image");
+    assert!(
+        matches!(&err, DataError::SizeMismatch { image, .. } if *image == path),
+        "{err}"
+    );
+    let last = test.image_path(test.len() - 1);
+    let bytes = std::fs::read(&last).expect("read");
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).expect("truncate");
+    let annotation = test.annotation(0);
+    image::RgbImage::new(annotation.width, annotation.height)
+        .save(&path)
+        .expect("restore the size");
+    let err = test.check_images().expect_err("a truncated image");
+    assert!(
+        matches!(&err, DataError::UnreadableImage { path, .. } if *path == last),
+        "{err}"
+    );
     std::fs::remove_dir_all(root).ok();
 }
 

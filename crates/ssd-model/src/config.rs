@@ -1,6 +1,5 @@
 //! Network configuration: [`SsdConfig`] and its presets.
 
-use burn::config::Config;
 use serde::{Deserialize, Serialize};
 use ssd_core::PriorConfig;
 
@@ -9,6 +8,7 @@ use crate::{ConfigError, ModelError};
 /// The VGG base: conv blocks separated by 2x2 max-pools, then pool5 (3x3, stride 1, pad 1), the
 /// dilated conv6 (fc6) and the 1x1 conv7 (fc7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VggConfig {
     /// Output channels of each 3x3 conv, block by block (VGG16: 64,64 | 128,128 | 256x3 | 512x3 |
     /// 512x3).
@@ -56,6 +56,7 @@ impl VggConfig {
 /// One conv of the extra layers (after conv7). Extras come in pairs; the output of each pair's
 /// second conv is a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExtraConv {
     /// Output channels.
     pub channels: usize,
@@ -80,8 +81,10 @@ impl ExtraConv {
 }
 
 /// Everything that defines an SSD network. Build with a preset ([`SsdConfig::ssd300`],
-/// [`SsdConfig::ssd512`], [`SsdConfig::small`]) and [`SsdConfig::init`].
-#[derive(Config, Debug)]
+/// [`SsdConfig::ssd512`], [`SsdConfig::small`]) and [`SsdConfig::init`]. As JSON (model files,
+/// checkpoint metadata) an unknown key is an error, so a misspelt setting cannot pass unseen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SsdConfig {
     /// Classes including background (21 for VOC).
     pub num_classes: usize,
@@ -91,12 +94,32 @@ pub struct SsdConfig {
     pub extras: Vec<ExtraConv>,
     /// The priors; one level per source, and the heads' box counts follow from it.
     pub priors: PriorConfig,
-    /// Initial L2Norm scale on conv4_3 (20).
-    #[config(default = 20.0)]
+    /// Initial L2Norm scale on conv4_3 (20, the paper's).
+    #[serde(default = "default_l2norm_scale")]
     pub l2norm_scale: f64,
 }
 
+fn default_l2norm_scale() -> f64 {
+    20.0
+}
+
 impl SsdConfig {
+    /// A configuration from its parts, with the paper's L2Norm scale (20).
+    pub fn new(
+        num_classes: usize,
+        vgg: VggConfig,
+        extras: Vec<ExtraConv>,
+        priors: PriorConfig,
+    ) -> Self {
+        Self {
+            num_classes,
+            vgg,
+            extras,
+            priors,
+            l2norm_scale: default_l2norm_scale(),
+        }
+    }
+
     /// SSD300 (the paper's VOC model): VGG16, extras conv8-conv11, 8732 priors.
     pub fn ssd300(num_classes: usize) -> Self {
         let extras = vec![
@@ -232,6 +255,7 @@ impl SsdConfig {
         if !self.extras.len().is_multiple_of(2) {
             return Err(ConfigError::UnpairedExtras(self.extras.len()));
         }
+        self.check_sizes()?;
         if self.vgg.source_block >= self.vgg.blocks.len()
             || self.vgg.blocks.iter().any(Vec::is_empty)
         {
@@ -258,6 +282,38 @@ impl SsdConfig {
                 maps,
                 input: self.input_size(),
             });
+        }
+        Ok(())
+    }
+
+    /// Every channel count, kernel, stride and dilation at least 1 (a zero would divide by zero
+    /// or build an empty layer), and an L2Norm scale that is a number.
+    fn check_sizes(&self) -> Result<(), ConfigError> {
+        let zero = |what: String| Err(ConfigError::Zero(what));
+        for (b, block) in self.vgg.blocks.iter().enumerate() {
+            if let Some(i) = block.iter().position(|&c| c == 0) {
+                return zero(format!("vgg.blocks[{b}][{i}] (channels)"));
+            }
+        }
+        if self.vgg.fc_channels == 0 {
+            return zero("vgg.fc_channels".to_owned());
+        }
+        if self.vgg.fc_dilation == 0 {
+            return zero("vgg.fc_dilation".to_owned());
+        }
+        for (i, e) in self.extras.iter().enumerate() {
+            for (value, name) in [
+                (e.channels, "channels"),
+                (e.kernel, "kernel"),
+                (e.stride, "stride"),
+            ] {
+                if value == 0 {
+                    return zero(format!("extras[{i}].{name}"));
+                }
+            }
+        }
+        if !self.l2norm_scale.is_finite() {
+            return Err(ConfigError::L2NormScale(self.l2norm_scale));
         }
         Ok(())
     }
@@ -295,6 +351,38 @@ impl SsdConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_sizes_and_unknown_keys_are_errors_not_panics() {
+        let base = SsdConfig::small(3);
+        base.validate().expect("the preset is valid");
+        let mut stride = base.clone();
+        stride.extras[1].stride = 0;
+        let mut channels = base.clone();
+        channels.vgg.blocks[0][0] = 0;
+        let mut dilation = base.clone();
+        dilation.vgg.fc_dilation = 0;
+        let mut kernel = base.clone();
+        kernel.extras[3].kernel = 0;
+        for (config, what) in [
+            (stride, "extras[1].stride"),
+            (channels, "vgg.blocks[0][0]"),
+            (dilation, "vgg.fc_dilation"),
+            (kernel, "extras[3].kernel"),
+        ] {
+            match config.validate() {
+                Err(ConfigError::Zero(w)) => assert!(w.starts_with(what), "{w}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let mut json = serde_json::to_value(&base).expect("json");
+        json["extras"][0]["strde"] = 1.into();
+        let err = serde_json::from_value::<SsdConfig>(json).expect_err("a misspelt key");
+        assert!(err.to_string().contains("strde"), "{err}");
+        let mut json = serde_json::to_value(&base).expect("json");
+        json["l2norm"] = 1.into();
+        assert!(serde_json::from_value::<SsdConfig>(json).is_err());
+    }
 
     #[test]
     fn presets_match_their_priors() {

@@ -69,6 +69,12 @@ pub enum ConfigError {
     /// Fewer than two classes (the count includes the background).
     #[error("num_classes is {0}; it counts the background, so it must be at least 2")]
     TooFewClasses(usize),
+    /// A channel count, kernel, stride or dilation of zero.
+    #[error("{0} is 0; it must be at least 1")]
+    Zero(String),
+    /// An L2Norm scale that is not a number.
+    #[error("l2norm_scale is {0}; it must be a finite number")]
+    L2NormScale(f64),
     /// An odd number of extra convs.
     #[error("extras come in pairs (reduce, source); got {0}")]
     UnpairedExtras(usize),

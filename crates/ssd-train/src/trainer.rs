@@ -139,7 +139,7 @@ impl std::fmt::Debug for Trainer {
 
 impl Trainer {
     /// Prepares a run: checks the settings, opens the dataset (every annotation parsed and
-    /// checked), builds the network on the device (a fresh one, a backbone from
+    /// checked, every image's header read: complete, and of the annotated size), builds the network on the device (a fresh one, a backbone from
     /// `pretrained-model`, or the weights and momentum of `resume`) and starts the loading
     /// threads.
     pub fn new(settings: TrainSettings) -> Result<Self, TrainError> {
@@ -160,7 +160,7 @@ impl Trainer {
         }
         let resumed = resume.as_deref().map(read_state).transpose()?;
         if let Some((dir, state)) = &resumed
-            && serde_json::to_value(&state.model).ok() != serde_json::to_value(&model_cfg).ok()
+            && state.model != model_cfg
         {
             return Err(TrainError::Resume {
                 path: dir.clone(),
@@ -175,6 +175,7 @@ impl Trainer {
         if voc.is_empty() {
             return Err(TrainError::EmptyImageSet(config.datanames.clone()));
         }
+        voc.check_images()?;
         let weights_dir = config.weights_dir();
         std::fs::create_dir_all(&weights_dir).map_err(TrainError::io(&weights_dir))?;
         remove_stale_partials(&weights_dir);
