@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ssd_data::{ClassList, SampleRng, VOC_CLASSES, VocDataset};
-use ssd_eval::{Detection, EvalConfig, read_results, write_results};
+use ssd_eval::{Detection, EvalConfig, MissingClass, read_results, write_results};
 
 const IMAGES: usize = 4952;
 
@@ -89,7 +89,7 @@ fn generate(root: &Path) {
     std::fs::write(sets.join("test.txt"), ids).expect("write set");
     let voc =
         VocDataset::open_annotations(&[root.to_owned()], "test", ClassList::voc()).expect("open");
-    let mut evaluator = ssd_train::voc_evaluator(&voc);
+    let mut evaluator = ssd_train::voc_evaluator(&voc).expect("ground truth");
     for (id, dets) in &all {
         evaluator.add(id, dets).expect("add");
     }
@@ -107,9 +107,15 @@ fn eval(c: &mut Criterion) {
     }
     let voc = VocDataset::open_annotations(std::slice::from_ref(&root), "test", ClassList::voc())
         .expect("open");
-    let empty = ssd_train::voc_evaluator(&voc);
+    let empty = ssd_train::voc_evaluator(&voc).expect("ground truth");
     let mut loaded = empty.clone();
-    let n = read_results(&mut loaded, &root.join("results"), "test").expect("read");
+    let n = read_results(
+        &mut loaded,
+        &root.join("results"),
+        "test",
+        MissingClass::NoDetections,
+    )
+    .expect("read");
     let config = EvalConfig::default();
     // Printed so that the compare script shows both sides' mAP on the same files.
     let map = loaded.evaluate(&config).map.unwrap_or(f64::NAN);
@@ -123,7 +129,13 @@ fn eval(c: &mut Criterion) {
     group.bench_function("from_result_files", |b| {
         b.iter(|| {
             let mut e = empty.clone();
-            read_results(&mut e, &root.join("results"), "test").expect("read");
+            read_results(
+                &mut e,
+                &root.join("results"),
+                "test",
+                MissingClass::NoDetections,
+            )
+            .expect("read");
             black_box(e.evaluate(&config))
         })
     });

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{ClassList, VocDataset};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, read_results, write_results};
+use ssd_eval::{ApMetric, EvalConfig, IouRule, MissingClass, read_results, write_results};
 use ssd_train::{EvalOptions, detect_dataset, voc_evaluator};
 
 use crate::detect::load_detector;
@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// Class list, one name per line (default: the 20 VOC classes).
     #[arg(long)]
     pub classes: Option<PathBuf>,
+    /// With `--detections`: a class without a results file has no detections (else it is an
+    /// error naming the file expected).
+    #[arg(long)]
+    pub missing_as_empty: bool,
     /// Print JSON (`{"metric", "map", "ap": {class: ap}}`) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -107,8 +111,13 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
                 &args.datanames,
                 classes,
             )?);
-            let mut evaluator = voc_evaluator(&voc);
-            let count = read_results(&mut evaluator, folder, &args.datanames)
+            let mut evaluator = voc_evaluator(&voc)?;
+            let missing = if args.missing_as_empty {
+                MissingClass::NoDetections
+            } else {
+                MissingClass::Error
+            };
+            let count = read_results(&mut evaluator, folder, &args.datanames, missing)
                 .with_context(|| format!("reading results from {}", folder.display()))?;
             (voc, evaluator, count)
         }

@@ -138,6 +138,24 @@ fn bad_input_is_one_line_naming_the_file_and_a_failure_exit() {
         "--classes",
         classes.to_str().expect("utf8"),
     ]);
+    // No file for the second class: named, with the flag that would accept it.
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("_det_test_dog.txt") && err.contains("--missing-as-empty"),
+        "{err}"
+    );
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        root,
+        "--detections",
+        res,
+        "--classes",
+        classes.to_str().expect("utf8"),
+        "--missing-as-empty",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

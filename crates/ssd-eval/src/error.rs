@@ -53,6 +53,26 @@ pub enum EvalError {
         /// The file names.
         files: Vec<String>,
     },
+    /// A class without a results file.
+    #[error(
+        "{}: no results file for class {class:?} (expected {expected}{}); if the class has no detections, say so with --missing-as-empty",
+        folder.display(),
+        other_case.as_ref().map_or(String::new(), |n| format!("; found {n}, named in another case"))
+    )]
+    MissingResults {
+        /// The folder.
+        folder: PathBuf,
+        /// The class.
+        class: String,
+        /// The file name pattern expected.
+        expected: String,
+        /// A file whose name matches but for letter case.
+        other_case: Option<String>,
+    },
+    /// An image id that appears twice in the ground truth (an image set listing it twice, or the
+    /// same root given twice).
+    #[error("image {0:?} appears twice in the image set (or its root was given twice)")]
+    DuplicateImage(String),
     /// A results folder without a single results file for the image set.
     #[error("{}: no results files `*_det_{image_set}_<class>.txt`", folder.display())]
     NoResults {

@@ -250,7 +250,9 @@ impl VocEvaluator {
                     difficult: o.difficult,
                 });
             }
-            index.insert(id.clone(), i as u32);
+            if index.insert(id.clone(), i as u32).is_some() {
+                return Err(EvalError::DuplicateImage(id));
+            }
             image_ids.push(id);
         }
         let truth = per_class

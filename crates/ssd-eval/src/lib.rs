@@ -43,5 +43,6 @@ pub use evaluator::{
     VocEvaluator, devkit_box, devkit_iou,
 };
 pub use results::{
-    DEFAULT_COMPETITION, find_results_files, read_results, results_file_name, write_results,
+    DEFAULT_COMPETITION, MissingClass, find_results_files, read_results, results_file_name,
+    write_results,
 };

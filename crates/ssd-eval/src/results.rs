@@ -36,22 +36,41 @@ pub fn write_results(
             let _ = writeln!(text, "{id} {score} {} {} {} {}", b[0], b[1], b[2], b[3]);
         }
         let path = folder.join(results_file_name(competition, image_set, class));
-        std::fs::write(&path, text).map_err(|source| EvalError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        // Whole or not at all: a full disk leaves the previous file, never a short one.
+        let partial = path.with_extension("txt.partial");
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&partial);
+                EvalError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         written.push(path);
     }
     Ok(written)
 }
 
+/// What a class without a results file means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingClass {
+    /// An error naming the file expected (the default: a misnamed or forgotten file would
+    /// otherwise score AP 0 without a word).
+    #[default]
+    Error,
+    /// The class has no detections.
+    NoDetections,
+}
+
 /// Finds each class's results file in `folder` (any competition id: names ending in
-/// `_det_<image_set>_<class>.txt`). A class without a file has no detections; two files for one
-/// class are an error, and so is a folder with none at all.
+/// `_det_<image_set>_<class>.txt`). A class without a file is an error unless `missing` says it
+/// has no detections; two files for one class are an error, and so is a folder with none at all.
 pub fn find_results_files(
     folder: &Path,
     image_set: &str,
     classes: &[String],
+    missing: MissingClass,
 ) -> Result<Vec<Option<PathBuf>>, EvalError> {
     let io = |source| EvalError::Io {
         path: folder.to_owned(),
@@ -70,6 +89,18 @@ pub fn find_results_files(
         let suffix = format!("_det_{image_set}_{class}.txt");
         let matches: Vec<&String> = names.iter().filter(|n| n.ends_with(&suffix)).collect();
         match matches.as_slice() {
+            [] if missing == MissingClass::Error => {
+                let lower = suffix.to_lowercase();
+                return Err(EvalError::MissingResults {
+                    folder: folder.to_owned(),
+                    class: class.clone(),
+                    expected: format!("<comp>{suffix}"),
+                    other_case: names
+                        .iter()
+                        .find(|n| n.to_lowercase().ends_with(&lower))
+                        .cloned(),
+                });
+            }
             [] => found.push(None),
             [one] => found.push(Some(folder.join(one))),
             _ => {
@@ -97,8 +128,9 @@ pub fn read_results(
     evaluator: &mut VocEvaluator,
     folder: &Path,
     image_set: &str,
+    missing: MissingClass,
 ) -> Result<usize, EvalError> {
-    let files = find_results_files(folder, image_set, evaluator.classes())?;
+    let files = find_results_files(folder, image_set, evaluator.classes(), missing)?;
     let shared: &VocEvaluator = evaluator;
     let parsed = parallel_map(&files, |_, path| match path {
         None => Ok(Vec::new()),

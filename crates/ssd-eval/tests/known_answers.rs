@@ -1,8 +1,8 @@
 //! Hand-made cases with known answers, and the results files.
 
 use ssd_eval::{
-    ApMetric, Detection, EvalConfig, EvalError, GroundTruthObject, IouRule, VocEvaluator,
-    read_results, write_results,
+    ApMetric, Detection, EvalConfig, EvalError, GroundTruthObject, IouRule, MissingClass,
+    VocEvaluator, read_results, write_results,
 };
 
 fn gt(label: usize, bbox: [f64; 4], difficult: bool) -> GroundTruthObject {
@@ -230,7 +230,7 @@ fn results_files_round_trip_exactly() {
     let mut fresh = eval.clone();
     fresh.clear_detections();
     assert_eq!(
-        read_results(&mut fresh, &dir, "test").expect("read back"),
+        read_results(&mut fresh, &dir, "test", MissingClass::Error).expect("read back"),
         3
     );
     for metric in [ApMetric::Voc07, ApMetric::Area] {
@@ -261,7 +261,8 @@ fn malformed_results_name_file_and_line() {
     ];
     for (text, reason) in cases {
         std::fs::write(&file, text).expect("write");
-        let err = read_results(&mut eval.clone(), &dir, "test").expect_err("malformed");
+        let err = read_results(&mut eval.clone(), &dir, "test", MissingClass::NoDetections)
+            .expect_err("malformed");
         let line = if text.starts_with('\n') { 2 } else { 1 };
         assert!(
             matches!(&err, EvalError::MalformedLine { path, line: l, .. } if *path == file && *l == line),
@@ -270,7 +271,8 @@ fn malformed_results_name_file_and_line() {
         assert!(err.to_string().contains(reason), "{err}");
     }
     std::fs::write(&file, "000001 0.9 1 1 50 50\n000009 0.9 1 1 50 50\n").expect("write");
-    let err = read_results(&mut eval.clone(), &dir, "test").expect_err("unknown image");
+    let err = read_results(&mut eval.clone(), &dir, "test", MissingClass::NoDetections)
+        .expect_err("unknown image");
     assert!(
         matches!(&err, EvalError::UnknownImage { line: Some(2), .. }),
         "{err}"
@@ -282,12 +284,59 @@ fn malformed_results_name_file_and_line() {
 
     std::fs::write(dir.join("comp4_det_test_cat.txt"), "").expect("write");
     assert!(matches!(
-        read_results(&mut eval.clone(), &dir, "test"),
+        read_results(&mut eval.clone(), &dir, "test", MissingClass::NoDetections),
         Err(EvalError::AmbiguousResults { .. })
     ));
     assert!(matches!(
-        read_results(&mut eval.clone(), &dir, "val"),
+        read_results(&mut eval.clone(), &dir, "val", MissingClass::NoDetections),
         Err(EvalError::NoResults { .. })
+    ));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_missing_or_miscased_class_file_and_duplicate_images_are_errors() {
+    let images = vec![
+        (
+            "000001".to_string(),
+            vec![gt(1, [1.0, 1.0, 50.0, 50.0], false)],
+        ),
+        (
+            "000002".to_string(),
+            vec![gt(2, [3.0, 4.0, 30.0, 40.0], false)],
+        ),
+    ];
+    let mut eval = VocEvaluator::new(classes(2), images.clone()).expect("ground truth");
+    eval.add("000001", &[det(1, 0.9, [1.0, 1.0, 50.0, 50.0])])
+        .expect("add");
+    let dir = temp_dir("missing");
+    let files = write_results(&eval, &dir, "comp4", "test").expect("write");
+    // The second class's file is gone: an error naming it, unless asked otherwise.
+    std::fs::remove_file(&files[1]).expect("remove");
+    let err = read_results(&mut eval.clone(), &dir, "test", MissingClass::Error)
+        .expect_err("a missing class file");
+    assert!(
+        matches!(&err, EvalError::MissingResults { class, other_case: None, .. } if class == "dog"),
+        "{err}"
+    );
+    assert_eq!(
+        read_results(&mut eval.clone(), &dir, "test", MissingClass::NoDetections).expect("empty"),
+        1
+    );
+    // Named in another case: still missing, and the error says which file it found.
+    std::fs::write(dir.join("comp4_det_test_DOG.txt"), "").expect("write");
+    let err = read_results(&mut eval.clone(), &dir, "test", MissingClass::Error)
+        .expect_err("a miscased file");
+    assert!(
+        matches!(&err, EvalError::MissingResults { other_case: Some(n), .. } if n == "comp4_det_test_DOG.txt"),
+        "{err}"
+    );
+    // An image listed twice would count its objects twice.
+    let mut twice = images.clone();
+    twice.push(images[0].clone());
+    assert!(matches!(
+        VocEvaluator::new(classes(2), twice),
+        Err(EvalError::DuplicateImage(id)) if id == "000001"
     ));
     std::fs::remove_dir_all(dir).ok();
 }

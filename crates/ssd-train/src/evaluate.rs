@@ -29,8 +29,9 @@ impl Default for EvalOptions {
 }
 
 /// An evaluator holding `voc`'s ground truth (class list, difficult flags, boxes in the devkit's
-/// pixels) and no detections yet.
-pub fn voc_evaluator(voc: &VocDataset) -> VocEvaluator {
+/// pixels) and no detections yet. An image id listed twice is an error (its objects would count
+/// twice).
+pub fn voc_evaluator(voc: &VocDataset) -> Result<VocEvaluator, TrainError> {
     let images = (0..voc.len())
         .map(|i| {
             let objects = voc
@@ -46,11 +47,7 @@ pub fn voc_evaluator(voc: &VocDataset) -> VocEvaluator {
             (voc.image_id(i).to_owned(), objects)
         })
         .collect();
-    match VocEvaluator::new(voc.classes().names().to_vec(), images) {
-        Ok(evaluator) => evaluator,
-        // Labels of a VocDataset come from its own class list, so they are always in range.
-        Err(_) => unreachable!("dataset labels are within its class list"),
-    }
+    Ok(VocEvaluator::new(voc.classes().names().to_vec(), images)?)
 }
 
 /// Runs `detector` over every image of `voc` (with its post-processing settings) and returns an
@@ -70,7 +67,7 @@ pub fn detect_dataset(
         keep_partial: true,
     };
     let batches = plan.batches_per_epoch();
-    let mut evaluator = voc_evaluator(voc);
+    let mut evaluator = voc_evaluator(voc)?;
     let mut done = 0;
     for next in Prefetcher::new(dataset, plan, 0, batches, options.workers) {
         let (_, _, items) = next?;
