@@ -87,7 +87,8 @@ pub fn image_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`.
+/// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`. In a folder, an image
+/// that cannot be read is reported and skipped; the command then fails at the end.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
         .with_post_process(PostProcessConfig {
@@ -97,47 +98,103 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
             ..PostProcessConfig::default()
         });
     let files = image_files(&args.test_image)?;
-    let written = annotate_files(&detector, &files, &args.output, true)?;
-    eprintln!(
-        "{} image(s) annotated in {}",
-        written.len(),
-        args.output.display()
-    );
+    let mut failed = 0;
+    let mut written = 0;
+    for (file, output) in files.iter().zip(output_names(&files, &args.output)) {
+        match annotate(&detector, file, &output, true) {
+            Ok(()) => written += 1,
+            Err(e) if files.len() > 1 => {
+                eprintln!("skipped: {e:#}");
+                failed += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    eprintln!("{written} image(s) annotated in {}", args.output.display());
+    if failed > 0 {
+        bail!(
+            "{failed} of {} images could not be read (named above)",
+            files.len()
+        );
+    }
     Ok(())
 }
 
-/// Detects objects in `files`, writes `p_<stem>.jpg` for each into `output` and, with `print`,
-/// one JSON line per image on stdout. Returns the written images.
+/// `output/p_<stem>.jpg` for each file; files that share a stem (`a.jpg`, `a.png`) get the
+/// extension in the name too (`p_a_jpg.jpg`, `p_a_png.jpg`), so none overwrites another.
+pub fn output_names(files: &[PathBuf], output: &Path) -> Vec<PathBuf> {
+    let stem = |f: &PathBuf| {
+        f.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("image")
+            .to_owned()
+    };
+    let stems: Vec<String> = files.iter().map(stem).collect();
+    files
+        .iter()
+        .zip(&stems)
+        .map(|(file, s)| {
+            let shared = stems.iter().filter(|t| *t == s).count() > 1;
+            let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+            match shared {
+                true => output.join(format!("p_{s}_{ext}.jpg")),
+                false => output.join(format!("p_{s}.jpg")),
+            }
+        })
+        .collect()
+}
+
+/// Detects objects in `files` and writes the annotated copies (see [`output_names`]); returns
+/// them. The first unreadable image is the error.
 pub fn annotate_files(
     detector: &Detector,
     files: &[PathBuf],
     output: &Path,
-    print: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for file in files {
-        let image = load_rgb(file)?;
-        let size = [image.width(), image.height()];
-        let found = detector.detect(std::slice::from_ref(&image))?;
-        let report = detector.describe(&file.display().to_string(), size, &found[0]);
-        if print {
-            println!("{}", serde_json::to_string(&report)?);
-        }
-        let boxes: Vec<Labelled> = report
-            .detections
-            .iter()
-            .map(|d| Labelled {
-                bbox: d.bbox,
-                class: d.label - 1,
-                caption: format!("{} {:.2}", d.class, d.score),
-            })
-            .collect();
-        let mut canvas = image;
-        draw_detections(&mut canvas, &boxes);
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-        let path = output.join(format!("p_{stem}.jpg"));
-        save_image_atomically(&canvas, &path)?;
-        written.push(path);
+    let outputs = output_names(files, output);
+    for (file, out) in files.iter().zip(&outputs) {
+        annotate(detector, file, out, false)?;
     }
-    Ok(written)
+    Ok(outputs)
+}
+
+/// Detects objects in `file`, writes the annotated copy to `output` and, with `print`, one JSON
+/// line on stdout.
+fn annotate(detector: &Detector, file: &Path, output: &Path, print: bool) -> anyhow::Result<()> {
+    let image = load_rgb(file)?;
+    let size = [image.width(), image.height()];
+    let found = detector.detect(std::slice::from_ref(&image))?;
+    let report = detector.describe(&file.display().to_string(), size, &found[0]);
+    if print {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    let boxes: Vec<Labelled> = report
+        .detections
+        .iter()
+        .map(|d| Labelled {
+            bbox: d.bbox,
+            class: d.label - 1,
+            caption: format!("{} {:.2}", d.class, d.score),
+        })
+        .collect();
+    let mut canvas = image;
+    draw_detections(&mut canvas, &boxes);
+    save_image_atomically(&canvas, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_are_unique() {
+        let files: Vec<PathBuf> = ["d/a.jpg", "d/a.png", "d/b.jpg"]
+            .map(PathBuf::from)
+            .to_vec();
+        let names = output_names(&files, Path::new("out"));
+        assert_eq!(
+            names,
+            ["out/p_a_jpg.jpg", "out/p_a_png.jpg", "out/p_b.jpg"].map(PathBuf::from)
+        );
+    }
 }

@@ -131,6 +131,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         classes: classes.clone(),
         device: backend.device()?,
         resume: None,
+        overwrite: true,
     };
     let run = run_training(settings, backend)?;
     let trained_in = start.elapsed();
@@ -155,7 +156,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         score_threshold: 0.3,
         ..PostProcessConfig::default()
     });
-    annotate_files(&detector, &files, &images, false)?;
+    annotate_files(&detector, &files, &images)?;
     println!(
         "\nquickstart done in {} (training {}): VOC07 mAP {:.4} on {} test images",
         format_duration(start.elapsed()),

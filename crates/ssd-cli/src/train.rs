@@ -115,6 +115,10 @@ pub struct TrainArgs {
     /// Output folder [default: results].
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Start a new run even if the results folder holds checkpoints of this name (they are
+    /// removed); without it such a run is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// The settings of `ssd train` that are not part of the recipe: what network, which classes,
@@ -219,6 +223,7 @@ impl TrainArgs {
             classes,
             device: backend.device()?,
             resume: resumed.map(|(dir, _)| dir),
+            overwrite: self.overwrite,
         };
         Ok((settings, backend))
     }

@@ -403,6 +403,28 @@ fn train_then_detect_and_eval_with_the_binary() {
             .arg(&images),
     );
     assert_eq!(text(&out.stdout).lines().count(), 22, "one line per image");
+    // In a folder, a bad image is named and skipped, the others done, and the exit code says so;
+    // `a.jpg` and `a.png` get distinct outputs.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).expect("mkdir");
+    std::fs::copy(&image, mixed.join("a.jpg")).expect("copy");
+    original.save(mixed.join("a.png")).expect("png");
+    std::fs::write(mixed.join("b.jpg"), b"not a jpeg").expect("bad image");
+    let mixed_out = dir.join("mixed-out");
+    let out = ssd()
+        .args(["detect", "--trained-model"])
+        .arg(&model)
+        .arg("--test-image")
+        .arg(&mixed)
+        .arg("--output")
+        .arg(&mixed_out)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).lines().count(), 2, "the two good images");
+    let err = text(&out.stderr);
+    assert!(err.contains("b.jpg") && err.contains("1 of 3"), "{err}");
+    assert!(mixed_out.join("p_a_jpg.jpg").exists() && mixed_out.join("p_a_png.jpg").exists());
 
     let det = dir.join("det");
     let out = succeed(

@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         classes: classes.clone(),
         device: device.clone(),
         resume: None,
+        overwrite: true,
     };
     let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
     let detector = Detector::load(&outcome.model, &device)?;

@@ -49,6 +49,18 @@ pub enum TrainError {
         /// Iterations asked for.
         iterations: u64,
     },
+    /// A new run in a results folder that holds checkpoints of the same name.
+    #[error(
+        "{} already holds checkpoints named `{name}`: resume one with --resume, choose another \
+         --model-save-name or --results, or replace them with --overwrite",
+        dir.display()
+    )]
+    UsedResults {
+        /// The weights folder.
+        dir: PathBuf,
+        /// The run's name.
+        name: String,
+    },
     /// A checkpoint folder that cannot be resumed from.
     #[error("--resume {}: {message}", path.display())]
     Resume {

@@ -50,6 +50,7 @@
 //!     classes: classes.clone(),
 //!     device: device.clone(),
 //!     resume: None,
+//!     overwrite: true,
 //! };
 //! let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
 //! let detector = Detector::load(&outcome.model, &device)?;

@@ -255,6 +255,9 @@ pub struct TrainSettings {
     /// A checkpoint folder to continue from (weights, momentum, iteration); its network must be
     /// `model`.
     pub resume: Option<PathBuf>,
+    /// For a new run whose name already has checkpoints in the results folder: remove them (else
+    /// the run is refused, so that the newest checkpoint always belongs to the newest run).
+    pub overwrite: bool,
 }
 
 #[cfg(test)]

@@ -149,6 +149,7 @@ impl Trainer {
             classes,
             device,
             resume,
+            overwrite,
         } = settings;
         config.validate()?;
         model_cfg.validate().map_err(ssd_model::ModelError::from)?;
@@ -179,6 +180,9 @@ impl Trainer {
         let weights_dir = config.weights_dir();
         std::fs::create_dir_all(&weights_dir).map_err(TrainError::io(&weights_dir))?;
         remove_stale_partials(&weights_dir);
+        if resumed.is_none() {
+            claim_name(&config, overwrite)?;
+        }
 
         let device = device.autodiff();
         device.seed(config.seed);
@@ -462,6 +466,44 @@ impl Trainer {
     pub fn last_checkpoint(&self) -> Option<&Path> {
         self.last_saved.as_ref().map(|(_, d)| d.as_path())
     }
+}
+
+/// For a new run: the checkpoints and final model of an earlier run of the same name are an error,
+/// or with `overwrite` are removed.
+fn claim_name(config: &TrainConfig, overwrite: bool) -> Result<(), TrainError> {
+    let dir = config.weights_dir();
+    let name = &config.model_save_name;
+    let entries = std::fs::read_dir(&dir).map_err(TrainError::io(&dir))?;
+    let earlier: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let file = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            let checkpoint = file
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            checkpoint || file == format!("{name}.bpk")
+        })
+        .collect();
+    if earlier.is_empty() {
+        return Ok(());
+    }
+    if !overwrite {
+        return Err(TrainError::UsedResults {
+            dir,
+            name: name.clone(),
+        });
+    }
+    for path in earlier {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(TrainError::io(&path))?;
+    }
+    Ok(())
 }
 
 /// The weights and optimizer state a run starts from: a checkpoint's, a fresh model with an

@@ -67,6 +67,7 @@ fn settings(config: TrainConfig, resume: Option<&Path>) -> TrainSettings {
         config,
         device: Device::flex(),
         resume: resume.map(Path::to_owned),
+        overwrite: false,
     }
 }
 
@@ -349,5 +350,37 @@ fn train_json_of_earlier_versions_is_migrated() {
     let (_, migrated) = ssd_train::read_state(&first.checkpoint).expect("legacy state");
     assert_eq!(migrated.config.model_save_name, "tiny_model");
     assert_eq!(migrated.iteration, 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_new_run_over_an_earlier_one_is_refused_unless_overwriting() {
+    let dir = scratch("used");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        ..tiny_config(&data, &dir.join("r"), 2)
+    };
+    train(config.clone(), None).expect("first run");
+    let err = Trainer::new(settings(config.clone(), None)).expect_err("same name again");
+    assert!(matches!(err, TrainError::UsedResults { .. }), "{err}");
+    let mut again = settings(
+        TrainConfig {
+            iterations: 1,
+            ..config.clone()
+        },
+        None,
+    );
+    again.overwrite = true;
+    let outcome = Trainer::new(again)
+        .expect("overwrite")
+        .run(&mut ssd_train::Quiet)
+        .expect("run");
+    assert_eq!(outcome.iterations, 1);
+    assert!(
+        !config.checkpoint_dir(2).exists(),
+        "the earlier run's checkpoints are gone"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
