@@ -133,6 +133,25 @@ fn bad_arguments_give_clear_errors() {
         .output()
         .expect("runs");
     assert_one_line_error(&out, 1, "nope");
+    // An I/O error is said once, with the file.
+    let out = run(&[
+        "train",
+        "--dataroot",
+        data.to_str().expect("utf-8"),
+        "--classes",
+        "/",
+    ]);
+    assert_one_line_error(&out, 1, "Is a directory");
+    assert_eq!(
+        text(&out.stderr).matches("Is a directory").count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    let out = train_command(&data, &results, &["--iterations", "0"])
+        .output()
+        .expect("runs");
+    assert_one_line_error(&out, 1, "--iterations must be at least 1");
     let bad_config = dir.join("bad.toml");
     std::fs::write(&bad_config, "batch_size = 4\n").expect("write");
     let out = train_command(&data, &results, &["--config"])

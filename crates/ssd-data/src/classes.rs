@@ -63,7 +63,10 @@ impl ClassList {
             path: path.to_owned(),
             source,
         })?;
+        // A byte-order mark (some editors write one) is not part of the first name.
         let names = text
+            .strip_prefix('\u{feff}')
+            .unwrap_or(&text)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -175,6 +178,10 @@ mod tests {
                 "triangle".to_owned()
             ])
         );
+        // A byte-order mark is not part of the first name.
+        std::fs::write(&path, "\u{feff}circle\nsquare\n").ok();
+        let c = ClassList::from_file(&path).ok();
+        assert_eq!(c.and_then(|c| c.index_of("circle")), Some(1));
         let missing = ClassList::from_file(&dir.join("nope.txt"));
         assert!(matches!(missing, Err(DataError::Io { .. })));
         std::fs::remove_dir_all(&dir).ok();

@@ -39,6 +39,8 @@ impl ImageSet {
                 DataError::from_io(&path, source, |path| DataError::MissingImageSet { path })
             })?;
             let before = images.len();
+            // A byte-order mark (some editors write one) is not part of the first id.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             images.extend(
                 text.lines()
                     .filter_map(|l| l.split_whitespace().next())

@@ -150,6 +150,9 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(TrainError::setting("batch-size", "must be at least 1"));
         }
+        if self.iterations == 0 {
+            return Err(TrainError::setting("iterations", "must be at least 1"));
+        }
         positive("lr", self.lr)?;
         positive("gamma", self.gamma)?;
         positive("alpha", self.alpha)?;
@@ -368,6 +371,13 @@ mod tests {
                 "batch-size",
                 TrainConfig {
                     batch_size: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "iterations",
+                TrainConfig {
+                    iterations: 0,
                     ..base.clone()
                 },
             ),
