@@ -176,3 +176,21 @@ fn every_problem_is_named() {
     );
     assert!(err.contains("backbone.extra.9.0.weight"), "{err}");
 }
+
+#[test]
+fn absurd_class_counts_are_refused_before_anything_is_allocated() {
+    // A small file can declare any shape: 50,001 classes would make an 11 GB head.
+    let mut declared = entries(&layouts()["amdegroot_ssd300"]);
+    for (k, s) in declared.iter_mut() {
+        if k.starts_with("conf.") && k.ends_with(".weight") {
+            s[0] = s[0] / 21 * 50_001;
+        }
+    }
+    let err = SsdConfig::from_state_dict(&declared).expect_err("absurd");
+    assert!(
+        matches!(err, StateDictError::TooLarge { value: 50_001, .. }),
+        "{err}"
+    );
+    let voc = SsdConfig::from_state_dict(&entries(&layouts()["amdegroot_ssd300"])).expect("VOC");
+    assert_eq!(voc.num_classes, 21);
+}
