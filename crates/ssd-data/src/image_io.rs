@@ -114,9 +114,15 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), &'static str> {
             return Err("corrupt JPEG: ends before any scan");
         }
     }
-    match bytes.get(at..) {
-        Some(scan) if scan.windows(2).any(|w| w == [0xFF, 0xD9]) => Ok(()),
-        _ => Err("truncated JPEG: no end-of-image marker after the scan data"),
+    let Some(scan) = bytes.get(at..) else {
+        return Err("truncated JPEG: cut inside its header");
+    };
+    // Usually the file ends with the marker (zero padding allowed); else search for it.
+    let end = scan.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if scan[..end].ends_with(&[0xFF, 0xD9]) || scan.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err("truncated JPEG: no end-of-image marker after the scan data")
     }
 }
 
