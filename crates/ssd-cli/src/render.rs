@@ -105,10 +105,15 @@ pub fn save_image_atomically(image: &RgbImage, path: &Path) -> anyhow::Result<()
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("png");
     let tmp = path.with_extension(format!("partial.{ext}"));
+    // A failure (a full disk) leaves neither a partial file nor a damaged `path`.
     image
         .save(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        .map_err(anyhow::Error::from)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e.context(format!("cannot write {}", path.display()))
+        })
 }
 
 /// A box to draw: pixel corners (0-based), caption.

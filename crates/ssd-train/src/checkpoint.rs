@@ -4,11 +4,14 @@
 //! network, classes). A folder is written whole under a hidden temporary name, each file flushed,
 //! then renamed into place, so a kill at any moment leaves only complete checkpoints.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use ssd_data::ClassList;
 use ssd_model::checkpoint::model_file;
@@ -90,6 +93,66 @@ pub fn read_state(path: &Path) -> Result<(PathBuf, TrainState), TrainError> {
         .validate()
         .map_err(|e| resume_error(format!("{}: {e}", state_path.display())))?;
     Ok((dir, state))
+}
+
+/// Checks that the optimizer state in `path` belongs to `model`: each state tensor is named (in
+/// the file's metadata) after a parameter of `model` and has that parameter's shape. Burn would
+/// otherwise load the state of another network without a word (its parameters simply find no
+/// momentum, or the wrong one).
+pub(crate) fn check_optimizer_file(path: &Path, model: &Ssd) -> Result<(), TrainError> {
+    let bad = |message: String| TrainError::Optimizer {
+        path: path.to_owned(),
+        message,
+    };
+    let reader =
+        burn_pack::Reader::from_file(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let names = reader.metadata().clone();
+    let shapes = parameter_shapes(model);
+    let tensors = reader
+        .into_tensors()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    for tensor in tensors {
+        let Some(id) = tensor.param_id else { continue };
+        let Some(name) = names.get(&id.to_string()) else {
+            return Err(bad(format!("state `{}` names no parameter", tensor.name)));
+        };
+        match shapes.get(name) {
+            Some(shape) if shape.as_slice() == tensor.shape.as_slice() => {}
+            Some(shape) => {
+                return Err(bad(format!(
+                    "the state of `{name}` has shape {:?} but the model's `{name}` is {shape:?}: \
+                     the optimizer of another network",
+                    tensor.shape.as_slice()
+                )));
+            }
+            None => {
+                return Err(bad(format!(
+                    "state for `{name}`, which the model does not have: the optimizer of \
+                     another network"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every float parameter of `model` by its module path (`conf.0.weight`), with its shape.
+fn parameter_shapes(model: &Ssd) -> BTreeMap<String, Vec<usize>> {
+    struct Shapes(BTreeMap<String, Vec<usize>>, Vec<String>);
+    impl ModuleVisitor for Shapes {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.1.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.insert(self.1.join("."), param.val().dims().to_vec());
+        }
+    }
+    let mut shapes = Shapes(BTreeMap::new(), Vec::new());
+    model.visit(&mut shapes);
+    shapes.0
 }
 
 /// Writes a checkpoint folder atomically: everything into a hidden partial folder, each file

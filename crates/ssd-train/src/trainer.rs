@@ -14,7 +14,8 @@ use ssd_data::{
 use ssd_model::{CheckpointInfo, LoadMode, LoadReport, MODEL_FILE, MultiBoxLoss, Ssd};
 
 use crate::checkpoint::{
-    OPTIMIZER_FILE, TrainState, read_state, remove_stale_partials, save_checkpoint,
+    OPTIMIZER_FILE, TrainState, check_optimizer_file, read_state, remove_stale_partials,
+    save_checkpoint,
 };
 use crate::optim::{build_optimizer, clip_grads, grad_norm, lr_schedule, weights_finite};
 use crate::{TrainConfig, TrainError, TrainSettings};
@@ -518,6 +519,7 @@ fn initial_state(
         (Some((dir, state)), _) => {
             let model = model.load_checkpoint(&dir.join(MODEL_FILE))?;
             let path = dir.join(OPTIMIZER_FILE);
+            check_optimizer_file(&path, &model)?;
             let optimizer = optimizer.load(&path).map_err(|e| TrainError::Optimizer {
                 path,
                 message: format!("cannot load: {e:?}"),

@@ -384,3 +384,45 @@ fn a_new_run_over_an_earlier_one_is_refused_unless_overwriting() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_optimizer_state_of_another_network_is_refused() {
+    let dir = scratch("other-optimizer");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        ..tiny_config(&data, &dir.join("a"), 2)
+    };
+    let (ours, _) = train(config.clone(), None).expect("our run");
+    let mut wider = settings(
+        TrainConfig {
+            results: dir.join("b"),
+            ..config.clone()
+        },
+        None,
+    );
+    wider.model.extras[0].channels += 8;
+    let theirs = Trainer::new(wider)
+        .expect("their run")
+        .run(&mut ssd_train::Quiet)
+        .expect("run");
+    std::fs::copy(
+        theirs.checkpoint.join("optimizer.bpk"),
+        ours.checkpoint.join("optimizer.bpk"),
+    )
+    .expect("swap the optimizer file");
+    let resume = settings(
+        TrainConfig {
+            iterations: 4,
+            ..config
+        },
+        Some(&ours.checkpoint),
+    );
+    let err = Trainer::new(resume).expect_err("another network's momentum");
+    assert!(
+        matches!(&err, TrainError::Optimizer { message, .. } if message.contains("another network")),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
