@@ -188,6 +188,9 @@ pub struct SsdBatch {
     pub image_ids: Vec<String>,
     /// Original width and height of each image.
     pub original_sizes: Vec<[u32; 2]>,
+    /// Positive priors (label above 0) of each image (training batches only), counted on the
+    /// host so that the loss needs no read-back to size its hard-negative mining.
+    pub positives: Vec<usize>,
 }
 
 /// Stacks [`SsdItem`]s into an [`SsdBatch`].
@@ -229,6 +232,10 @@ impl Batcher<SsdItem, SsdBatch> for SsdBatcher {
             indices: items.iter().map(|i| i.index).collect(),
             image_ids: items.iter().map(|i| i.image_id.clone()).collect(),
             original_sizes: items.iter().map(|i| i.original_size).collect(),
+            positives: with_targets
+                .iter()
+                .map(|t| t.labels.iter().filter(|&&l| l > 0).count())
+                .collect(),
         }
     }
 }

@@ -58,7 +58,7 @@ pub use checkpoint::{CheckpointInfo, MODEL_FILE};
 pub use config::{ExtraConv, SsdConfig, VggConfig};
 pub use detector::{Detector, ImageDetections, NamedDetection};
 pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
-pub use loss::{LossParts, MultiBoxLoss};
+pub use loss::{LossParts, MultiBoxLoss, hard_negatives};
 pub use model::{L2NORM_EPS, L2Norm, Ssd};
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use weights::{

@@ -1,7 +1,7 @@
 //! The MultiBox loss with hard negative mining, on device.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::reduce::sum_exact;
 
@@ -28,7 +28,8 @@ impl LossParts {
 ///   (`labels > 0`).
 /// - Confidence: softmax cross-entropy over the positives plus, per image, the
 ///   `neg_pos_ratio x positives` (at most `P - 1`) negatives with the highest background loss
-///   `-log_softmax(conf)[.., 0]` (hard negative mining, on detached values).
+///   `-log_softmax(conf)[.., 0]` (hard negative mining, on detached values; selected without a
+///   sort, see [`hard_negatives`], since CubeCL backends sort on the host).
 /// - Both sums are divided by `max(1, positives in the batch)`, so an image or batch without
 ///   positives gives a finite loss.
 ///
@@ -48,6 +49,10 @@ impl Default for MultiBoxLoss {
 impl MultiBoxLoss {
     /// `loc [N, P, 4]` and `conf [N, P, C]` from the network, `labels [N, P]` (0 = background)
     /// and `loc_targets [N, P, 4]` from the matcher.
+    ///
+    /// Reads `labels` back to count each image's positives; a caller that knows the counts
+    /// (the data pipeline does) calls [`MultiBoxLoss::forward_with_positives`], which reads
+    /// nothing back.
     pub fn forward(
         &self,
         loc: Tensor<3>,
@@ -55,10 +60,36 @@ impl MultiBoxLoss {
         labels: Tensor<2, Int>,
         loc_targets: Tensor<3>,
     ) -> LossParts {
+        let [n, p] = labels.dims();
+        let host: Vec<i64> = labels
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .unwrap_or_default();
+        let positives: Vec<usize> = (0..n)
+            .map(|i| {
+                host.get(i * p..(i + 1) * p)
+                    .map_or(0, |row| row.iter().filter(|&&l| l > 0).count())
+            })
+            .collect();
+        self.forward_with_positives(loc, conf, labels, loc_targets, &positives)
+    }
+
+    /// [`MultiBoxLoss::forward`] with each image's number of positive priors given
+    /// (`positives[i]` = labels of image `i` above 0): nothing is read back from the device.
+    pub fn forward_with_positives(
+        &self,
+        loc: Tensor<3>,
+        conf: Tensor<3>,
+        labels: Tensor<2, Int>,
+        loc_targets: Tensor<3>,
+        positives: &[usize],
+    ) -> LossParts {
         let [n, p, _] = conf.dims();
         let positive = labels.clone().greater_elem(0).float(); // [N, P]
-        let positives = sum_exact(positive.clone()); // [1]
-        let denominator = positives.clamp_min(1.0);
+        let total_positives = sum_exact(positive.clone()); // [1]
+        let denominator = total_positives.clamp_min(1.0);
 
         // Smooth L1: with m = min(|d|, 1), 0.5 m^2 + (|d| - m).
         let diff = loc.sub(loc_targets).abs();
@@ -78,14 +109,11 @@ impl MultiBoxLoss {
         let mining = background
             .detach()
             .mul(positive.clone().neg().add_scalar(1.0)); // positives rank last (0)
-        // Rank of each prior by mining loss, descending: argsort of the argsort.
-        let rank = mining.argsort_descending(1).argsort(1).float();
-        let per_image = positive.clone().sum_dim(1); // [N, 1]
-        let negatives = per_image
-            .mul_scalar(self.neg_pos_ratio)
-            .clamp_max((p - 1) as f64)
-            .expand([n, p]);
-        let hard = rank.lower(negatives).float();
+        let negatives: Vec<usize> = positives
+            .iter()
+            .map(|&k| ((k as f64 * self.neg_pos_ratio).ceil() as usize).min(p - 1))
+            .collect();
+        let hard = hard_negatives(mining, &negatives);
         let selected = positive.max_pair(hard);
         let conf_loss = sum_exact(ce.mul(selected)).div(denominator);
         LossParts {
@@ -93,6 +121,43 @@ impl MultiBoxLoss {
             conf: conf_loss,
         }
     }
+}
+
+/// The hard negatives of each row of `mining [N, P]` as a 0/1 mask: the `negatives[i]` largest
+/// values of row `i`, equal values taken in index order — the first `negatives[i]` places of a
+/// stable descending sort, found without sorting: the `k`-th largest value `t` of each row by an
+/// on-device top-k (`k` at most the largest count, known on the host), every value above `t`,
+/// then the first of those equal to `t` (a running count) until the row has its `k`.
+pub fn hard_negatives(mining: Tensor<2>, negatives: &[usize]) -> Tensor<2> {
+    let [n, p] = mining.dims();
+    let device = mining.device();
+    let k_max = negatives.iter().copied().max().unwrap_or(0).min(p);
+    if k_max == 0 {
+        return Tensor::zeros([n, p], &device);
+    }
+    let k: Vec<f32> = negatives.iter().map(|&k| k.min(p) as f32).collect();
+    let k = Tensor::<1>::from_data(TensorData::new(k, [n]), &device).reshape([n, 1]);
+    // Index of each row's k-th largest value (a row with k = 0 reads index 0 and is masked).
+    let at: Vec<i64> = negatives
+        .iter()
+        .map(|&k| k.clamp(1, k_max) as i64 - 1)
+        .collect();
+    let at = Tensor::<2, Int>::from_data(TensorData::new(at, [n, 1]), &device);
+    let threshold = mining.clone().topk(k_max, 1).gather(1, at); // [N, 1]
+    let above = mining
+        .clone()
+        .greater(threshold.clone().expand([n, p]))
+        .float();
+    let tied = mining.equal(threshold.expand([n, p])).float();
+    let room = k.clone().sub(above.clone().sum_dim(1)); // ties still to take, [N, 1]
+    let first_ties = tied
+        .clone()
+        .cumsum(1)
+        .lower_equal(room.expand([n, p]))
+        .float()
+        .mul(tied);
+    let any = k.greater_elem(0.0).float().expand([n, p]);
+    above.add(first_ties).mul(any)
 }
 
 #[cfg(test)]
@@ -130,6 +195,43 @@ mod tests {
                 .expect("f32")[0]
         };
         (read(parts.loc), read(parts.conf))
+    }
+
+    /// The argsort-of-argsort ranking the mask replaces (`rank < k`, stable descending order).
+    fn ranked(values: &[f32], p: usize, negatives: &[usize]) -> Vec<f32> {
+        let mut out = vec![0.0; values.len()];
+        for (i, row) in values.chunks(p).enumerate() {
+            let mut order: Vec<usize> = (0..p).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            for &j in order.iter().take(negatives[i]) {
+                out[i * p + j] = 1.0;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hard_negatives_are_the_first_places_of_a_stable_descending_sort() {
+        let device = Device::default();
+        let (n, p) = (5, 40);
+        // Few distinct values, so ties at the threshold are the rule, not the exception.
+        let values: Vec<f32> = (0..n * p)
+            .map(|i| ((i * 7919 + 13) % 11) as f32 * 0.25)
+            .collect();
+        for negatives in [
+            [0, 1, 3, 39, 12],
+            [5, 5, 5, 5, 5],
+            [0, 0, 0, 0, 0],
+            [40, 2, 0, 17, 9],
+        ] {
+            let mining = Tensor::<2>::from_data(TensorData::new(values.clone(), [n, p]), &device);
+            let got: Vec<f32> = hard_negatives(mining, &negatives)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32");
+            assert_eq!(got, ranked(&values, p, &negatives), "{negatives:?}");
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! under an [`Observer`] that sees every step and may ask to stop.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::data::dataloader::batcher::Batcher;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ssd_data::{
@@ -186,9 +187,8 @@ impl Trainer {
         }
 
         let device = device.autodiff();
-        device.seed(config.seed);
         let (model, optimizer, start) = initial_state(
-            model_cfg.init(&device)?,
+            seeded_init(&model_cfg, &device, config.seed)?,
             build_optimizer(&config),
             resumed.as_ref(),
             config.pretrained_model.as_deref(),
@@ -277,7 +277,9 @@ impl Trainer {
             unreachable!("training items always carry targets")
         };
         let (loc, conf) = model.forward(batch.images);
-        let parts = self.criterion.forward(loc, conf, labels, locations);
+        let parts =
+            self.criterion
+                .forward_with_positives(loc, conf, labels, locations, &batch.positives);
         let loss = parts.total(self.config.alpha);
         let scalars = Tensor::cat(vec![loss.clone(), parts.loc, parts.conf], 0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -467,6 +469,29 @@ impl Trainer {
     pub fn last_checkpoint(&self) -> Option<&Path> {
         self.last_saved.as_ref().map(|(_, d)| d.as_path())
     }
+}
+
+/// A fresh network drawn from `seed`. The device's random generator is shared by everything on
+/// the device, and Burn draws a parameter's initial values when it is first used: so seeding,
+/// building and drawing every parameter happen under one lock, and two runs in one process (or
+/// a run beside other work that draws) each get the weights of their seed.
+fn seeded_init(
+    config: &ssd_model::SsdConfig,
+    device: &Device,
+    seed: u64,
+) -> Result<Ssd, TrainError> {
+    struct Draw;
+    impl ModuleVisitor for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(PoisonError::into_inner);
+    device.seed(seed);
+    let model = config.init(device)?;
+    model.visit(&mut Draw);
+    Ok(model)
 }
 
 /// For a new run: the checkpoints and final model of an earlier run of the same name are an error,
