@@ -85,10 +85,62 @@ impl MultiBoxLoss {
         loc_targets: Tensor<3>,
         positives: &[usize],
     ) -> LossParts {
-        let [n, p, _] = conf.dims();
         let positive = labels.clone().greater_elem(0).float(); // [N, P]
-        let total_positives = sum_exact(positive.clone()); // [1]
-        let denominator = total_positives.clamp_min(1.0);
+        let denominator = sum_exact(positive.clone()).clamp_min(1.0); // [1]
+        self.parts(
+            loc,
+            conf,
+            labels,
+            loc_targets,
+            positives,
+            positive,
+            denominator,
+        )
+    }
+
+    /// The loss of one shard of a batch split over several devices: the sums over this shard's
+    /// images divided by `normaliser`, the number of positive priors in the *whole* batch (at
+    /// least 1 is used). The shards' parts add up to the loss of the whole batch on one device,
+    /// and so do their gradients; a per-shard normaliser would be another objective whenever
+    /// the shards hold different numbers of positives. Reads nothing back.
+    pub fn forward_shard(
+        &self,
+        loc: Tensor<3>,
+        conf: Tensor<3>,
+        labels: Tensor<2, Int>,
+        loc_targets: Tensor<3>,
+        positives: &[usize],
+        normaliser: usize,
+    ) -> LossParts {
+        let device = conf.device();
+        let positive = labels.clone().greater_elem(0).float();
+        let denominator = Tensor::<1>::from_data(
+            TensorData::new(vec![normaliser.max(1) as f32], [1]),
+            &device,
+        );
+        self.parts(
+            loc,
+            conf,
+            labels,
+            loc_targets,
+            positives,
+            positive,
+            denominator,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // the loss's inputs, named as in the public methods
+    fn parts(
+        &self,
+        loc: Tensor<3>,
+        conf: Tensor<3>,
+        labels: Tensor<2, Int>,
+        loc_targets: Tensor<3>,
+        positives: &[usize],
+        positive: Tensor<2>,
+        denominator: Tensor<1>,
+    ) -> LossParts {
+        let [n, p, _] = conf.dims();
 
         // Smooth L1: with m = min(|d|, 1), 0.5 m^2 + (|d| - m).
         let diff = loc.sub(loc_targets).abs();
@@ -243,5 +295,73 @@ mod tests {
         background.sort_by(|a, b| b.total_cmp(a));
         let want = ce(4, 2) + background[..3].iter().sum::<f32>();
         assert!((c - want).abs() < 1e-5, "{c} vs {want}");
+    }
+
+    /// Two shards with the whole batch's normaliser add up to the one-batch loss, although they
+    /// hold different numbers of positives (3 and 1); each shard's own normaliser would not.
+    #[test]
+    fn shards_with_the_global_normaliser_add_up_to_the_whole_batch() {
+        let device = Device::default();
+        let (n, p, c) = (4, 12, 3);
+        let values = |len: usize, m: usize, scale: f32| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 31 + 7) % m) as f32 * scale - 1.0)
+                .collect()
+        };
+        let mut labels = vec![0i64; n * p];
+        for (i, j, l) in [(0, 1, 1), (0, 5, 2), (1, 3, 1), (3, 8, 2)] {
+            labels[i * p + j] = l;
+        }
+        let positives = [2, 1, 0, 1];
+        let loc = Tensor::<3>::from_data(
+            TensorData::new(values(n * p * 4, 11, 0.2), [n, p, 4]),
+            &device,
+        );
+        let conf = Tensor::<3>::from_data(
+            TensorData::new(values(n * p * c, 13, 0.3), [n, p, c]),
+            &device,
+        );
+        let targets = Tensor::<3>::from_data(
+            TensorData::new(values(n * p * 4, 5, 0.1), [n, p, 4]),
+            &device,
+        );
+        let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [n, p]), &device);
+        let read = |t: Tensor<1>| t.into_data().iter::<f32>().next().expect("a value");
+        let criterion = MultiBoxLoss::default();
+        let whole = criterion.forward_with_positives(
+            loc.clone(),
+            conf.clone(),
+            labels.clone(),
+            targets.clone(),
+            &positives,
+        );
+        let shard = |range: std::ops::Range<usize>, normaliser| {
+            let parts = criterion.forward_shard(
+                loc.clone().slice(range.clone()),
+                conf.clone().slice(range.clone()),
+                labels.clone().slice(range.clone()),
+                targets.clone().slice(range.clone()),
+                &positives[range],
+                normaliser,
+            );
+            (read(parts.loc), read(parts.conf))
+        };
+        let (a, b) = (shard(0..2, 4), shard(2..4, 4));
+        let (loc_whole, conf_whole) = (read(whole.loc), read(whole.conf));
+        assert!(
+            (a.0 + b.0 - loc_whole).abs() < 1e-5 * loc_whole,
+            "{a:?} + {b:?} vs {loc_whole}"
+        );
+        assert!(
+            (a.1 + b.1 - conf_whole).abs() < 1e-5 * conf_whole,
+            "{a:?} + {b:?} vs {conf_whole}"
+        );
+        // Per-shard normalisers (3 and 1), averaged: another number.
+        let (own_a, own_b) = (shard(0..2, 3), shard(2..4, 1));
+        let averaged = (own_a.1 + own_b.1) / 2.0;
+        assert!(
+            (averaged - conf_whole).abs() > 1e-3,
+            "{averaged} vs {conf_whole}"
+        );
     }
 }
