@@ -25,7 +25,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use ssd_cli::backend::Backend;
+use ssd_cli::backend::{Backend, BackendError};
 
 /// 3x3 conv -> ReLU -> max-pool (ceil) -> dilated 3x3 conv -> ReLU -> 1x1 conv.
 #[derive(Module, Debug)]
@@ -114,16 +114,18 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("f32 tensor data")
 }
 
-/// The compiled-in backends, each with an autodiff device.
+/// The compiled-in backends that find a device here (`cuda` needs an NVIDIA GPU), each with an
+/// autodiff device.
 fn devices() -> Vec<(Backend, Device)> {
     Backend::compiled()
         .into_iter()
-        .map(|b| {
-            (
-                b,
-                b.autodiff_device()
-                    .expect("compiled-in backend has a device"),
-            )
+        .filter_map(|b| match b.autodiff_device() {
+            Ok(device) => Some((b, device)),
+            Err(e @ BackendError::Unavailable { .. }) => {
+                eprintln!("skipped: {e}");
+                None
+            }
+            Err(e) => panic!("compiled-in backend {b}: {e}"),
         })
         .collect()
 }

@@ -1,7 +1,8 @@
-//! Backend selection: the one place where `--backend flex|tch|wgpu` becomes a Burn [`Device`].
+//! Backend selection: the one place where `--backend flex|tch|wgpu|cuda` becomes a Burn
+//! [`Device`].
 //!
-//! Which backends exist is decided at build time by the cargo features `flex` (default), `tch` and
-//! `wgpu`; asking for one that is not compiled in is an error that says how to get it.
+//! Which backends exist is decided at build time by the cargo features `flex` (default), `tch`,
+//! `wgpu` and `cuda`; asking for one that is not compiled in is an error that says how to get it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,10 +20,13 @@ pub enum Backend {
     /// burn-wgpu: Vulkan, Metal or DX12 (Mesa's lavapipe on machines without a GPU). Cargo feature
     /// `wgpu`.
     Wgpu,
+    /// Burn's native CUDA runtime (CubeCL, NVIDIA GPUs; the driver and NVRTC are loaded at run
+    /// time, the CUDA headers found through `CUDA_PATH`). Cargo feature `cuda`.
+    Cuda,
 }
 
 /// Every backend, in the order `--help` lists them.
-pub const ALL_BACKENDS: [Backend; 3] = [Backend::Flex, Backend::Tch, Backend::Wgpu];
+pub const ALL_BACKENDS: [Backend; 4] = [Backend::Flex, Backend::Tch, Backend::Wgpu, Backend::Cuda];
 
 /// Why a backend could not be turned into a device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,8 +42,26 @@ pub enum BackendError {
         /// The ones that are available, comma-separated.
         compiled: String,
     },
+    /// A device index the backend does not have.
+    #[error("--devices {index}: backend `{backend}` has {available}")]
+    NoSuchDevice {
+        /// The backend.
+        backend: Backend,
+        /// The index asked for.
+        index: usize,
+        /// What it has, in words ("one device (0)", "2 CUDA devices (0..1)").
+        available: String,
+    },
+    /// The backend is compiled in but finds no device on this machine.
+    #[error("backend `{backend}` finds no device here: {reason}")]
+    Unavailable {
+        /// The backend.
+        backend: Backend,
+        /// What it needs or what failed.
+        reason: String,
+    },
     /// A name that is not a backend.
-    #[error("unknown backend `{0}`: expected one of flex, tch, wgpu")]
+    #[error("unknown backend `{0}`: expected one of flex, tch, wgpu, cuda")]
     Unknown(String),
 }
 
@@ -50,6 +72,7 @@ impl Backend {
             Backend::Flex => "flex",
             Backend::Tch => "tch",
             Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
         }
     }
 
@@ -59,6 +82,7 @@ impl Backend {
             Backend::Flex => cfg!(feature = "flex"),
             Backend::Tch => cfg!(feature = "tch"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Cuda => cfg!(feature = "cuda"),
         }
     }
 
@@ -85,11 +109,61 @@ impl Backend {
             Backend::Tch => Ok(libtorch_device()),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => cuda_device_count().map(|_| Device::cuda(0usize)),
             #[allow(unreachable_patterns)] // reachable only when a backend feature is off
             requested => Err(BackendError::NotCompiled {
                 requested,
                 compiled: compiled_list(),
             }),
+        }
+    }
+
+    /// The training devices for `indices` (the backend's first device when empty). Flex and
+    /// wgpu have one device, 0; tch has the CUDA devices libtorch sees (0 is the CPU when it sees
+    /// none).
+    pub fn devices(self, indices: &[usize]) -> Result<Vec<Device>, BackendError> {
+        if indices.is_empty() {
+            return Ok(vec![self.device()?]);
+        }
+        indices.iter().map(|&i| self.indexed_device(i)).collect()
+    }
+
+    fn indexed_device(self, index: usize) -> Result<Device, BackendError> {
+        // Device 0 is the backend's default device; counting may open the runtime.
+        let count = if index == 0 { 1 } else { self.device_count() };
+        if index < count {
+            #[cfg(feature = "tch")]
+            if self == Backend::Tch && count > 1 {
+                #[allow(deprecated)] // see libtorch_device
+                return Ok(Device::libtorch_cuda(index));
+            }
+            #[cfg(feature = "cuda")]
+            if self == Backend::Cuda {
+                return Ok(Device::cuda(index));
+            }
+            return self.device();
+        }
+        let available = if count > 1 {
+            format!("{count} devices (0..{})", count - 1)
+        } else {
+            "one device (0)".to_owned()
+        };
+        Err(BackendError::NoSuchDevice {
+            backend: self,
+            index,
+            available,
+        })
+    }
+
+    /// How many devices the backend can train on.
+    fn device_count(self) -> usize {
+        match self {
+            #[cfg(feature = "tch")]
+            Backend::Tch => usize::try_from(tch::Cuda::device_count()).map_or(1, |n| n.max(1)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => cuda_device_count().unwrap_or(1),
+            _ => 1,
         }
     }
 
@@ -107,6 +181,43 @@ fn libtorch_device() -> Device {
     } else {
         Device::libtorch()
     }
+}
+
+/// The CUDA devices Burn's CUDA runtime finds, counted once per process. Without an NVIDIA
+/// driver the runtime panics while loading it: that becomes [`BackendError::Unavailable`].
+#[cfg(feature = "cuda")]
+fn cuda_device_count() -> Result<usize, BackendError> {
+    use std::sync::OnceLock;
+    static COUNT: OnceLock<Result<usize, String>> = OnceLock::new();
+    let count = COUNT.get_or_init(|| {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let found = std::panic::catch_unwind(|| {
+            Device::enumerate(burn::tensor::DeviceType::Cuda)
+                .into_vec()
+                .len()
+        });
+        std::panic::set_hook(quiet);
+        let message = |payload: &(dyn std::any::Any + Send)| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "the CUDA runtime failed to start".to_owned())
+        };
+        match found {
+            Ok(0) => Err("no CUDA device".to_owned()),
+            Ok(n) => Ok(n),
+            Err(payload) => Err(message(payload.as_ref())),
+        }
+    });
+    count.clone().map_err(|reason| BackendError::Unavailable {
+        backend: Backend::Cuda,
+        reason: format!(
+            "{reason} (it needs an NVIDIA GPU, its driver's libcuda, NVRTC and the CUDA headers, \
+             found through CUDA_PATH)"
+        ),
+    })
 }
 
 fn compiled_list() -> String {
@@ -145,7 +256,7 @@ mod tests {
             assert_eq!(b.name().parse::<Backend>(), Ok(b));
         }
         assert!(matches!(
-            "cuda".parse::<Backend>(),
+            "rocm".parse::<Backend>(),
             Err(BackendError::Unknown(_))
         ));
     }
@@ -155,6 +266,10 @@ mod tests {
         for b in ALL_BACKENDS {
             match b.device() {
                 Ok(_) => assert!(b.is_compiled()),
+                Err(e @ BackendError::Unavailable { .. }) => {
+                    assert!(b.is_compiled());
+                    assert!(e.to_string().contains(b.name()), "{e}");
+                }
                 Err(e) => {
                     assert!(!b.is_compiled());
                     let msg = e.to_string();
@@ -165,6 +280,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn flex_has_one_device() {
+        assert_eq!(Backend::Flex.devices(&[]).map(|d| d.len()), Ok(1));
+        assert_eq!(Backend::Flex.devices(&[0]).map(|d| d.len()), Ok(1));
+        let err = Backend::Flex.devices(&[0, 1]).expect_err("flex has no device 1");
+        assert_eq!(
+            err.to_string(),
+            "--devices 1: backend `flex` has one device (0)"
+        );
     }
 
     #[cfg(feature = "flex")]

@@ -7,7 +7,7 @@
 //! - [`detect`]: detection on image files (annotated copies, JSON lines).
 //! - [`eval`]: VOC mAP of a trained model or of devkit result files.
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
-//! - [`backend`]: `--backend flex|tch|wgpu` to a Burn device.
+//! - [`backend`]: `--backend flex|tch|wgpu|cuda` to Burn devices.
 //!
 //! Model and geometry logic never live here (see `ssd-model`, `ssd-core`).
 

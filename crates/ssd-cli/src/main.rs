@@ -4,7 +4,7 @@
 use anyhow::Context;
 use burn::tensor::Tensor;
 use clap::{Parser, Subcommand};
-use ssd_cli::backend::{ALL_BACKENDS, Backend};
+use ssd_cli::backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
 use ssd_cli::quickstart::{QuickstartArgs, quickstart};
@@ -77,7 +77,16 @@ fn backends(only: Option<Backend>) -> anyhow::Result<()> {
         }
     }
     for b in selected {
-        let device = b.device()?;
+        let device = match b.device() {
+            Ok(device) => device,
+            // Listing everything: a compiled-in GPU backend without a GPU here is reported, not
+            // fatal.
+            Err(e @ BackendError::Unavailable { .. }) if only.is_none() => {
+                println!("{b:5} unavailable: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let x = Tensor::<2>::ones([256, 256], &device);
         let total: Vec<f32> = x
             .clone()

@@ -129,7 +129,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         config,
         model: SsdConfig::named(&args.model, classes.num_classes_with_background())?,
         classes: classes.clone(),
-        device: backend.device()?,
+        devices: vec![backend.device()?],
         resume: None,
         overwrite: true,
     };

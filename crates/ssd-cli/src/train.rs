@@ -85,10 +85,11 @@ pub struct TrainArgs {
     /// Class list, one name per line [default: the 20 VOC classes].
     #[arg(long)]
     pub classes: Option<PathBuf>,
-    /// Backend: flex, tch or wgpu [default: the first compiled in].
+    /// Backend: flex, tch, wgpu or cuda [default: the first compiled in].
     #[arg(long)]
     pub backend: Option<String>,
-    /// Device indices, comma-separated (one; several are refused: no data-parallel training yet).
+    /// Device indices, comma-separated; several train data-parallel, each on an equal share of
+    /// every batch (--batch-size is the whole batch) [default: 0].
     #[arg(long, value_delimiter = ',')]
     pub devices: Option<Vec<usize>>,
     /// Data loading threads [default: 4].
@@ -184,7 +185,7 @@ pub fn merge_config_file(
 impl TrainArgs {
     /// The settings: the checkpoint's (when resuming) or the defaults, then the config file, then
     /// the flags given; the network and classes from the checkpoint or from `--model` and
-    /// `--classes`; the backend's training device.
+    /// `--classes`; the backend's training devices (`--devices`, else its first).
     pub fn resolve(&self) -> anyhow::Result<(TrainSettings, Backend)> {
         let resumed = self.resume.as_deref().map(read_state).transpose()?;
         let base = resumed
@@ -217,11 +218,12 @@ impl TrainArgs {
             Some(name) => name.parse::<Backend>()?,
             None => Backend::default_compiled().context("no backend compiled into this binary")?,
         };
+        let devices = backend.devices(&config.devices)?;
         let settings = TrainSettings {
             config,
             model,
             classes,
-            device: backend.device()?,
+            devices,
             resume: resumed.map(|(dir, _)| dir),
             overwrite: self.overwrite,
         };

@@ -110,7 +110,11 @@ fn bad_arguments_give_clear_errors() {
     let out = train_command(&data, &results, &["--devices", "0,1"])
         .output()
         .expect("runs");
-    assert_one_line_error(&out, 1, "data-parallel");
+    assert_one_line_error(&out, 1, "has one device (0)");
+    let out = train_command(&data, &results, &["--devices", "0,0"])
+        .output()
+        .expect("runs");
+    assert_one_line_error(&out, 1, "listed twice");
     let out = train_command(&data, &results, &["--lr", "fast"])
         .output()
         .expect("runs");

@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config,
         model,
         classes: classes.clone(),
-        device: device.clone(),
+        devices: vec![device.clone()],
         resume: None,
         overwrite: true,
     };

@@ -3,7 +3,7 @@
 //!
 //! - [`TrainConfig`]: the recipe (data, the Caffe optimizer settings, output), plain data saved
 //!   with every checkpoint and range-checked by [`TrainConfig::validate`]; [`TrainSettings`]
-//!   adds the typed values (the Burn device, the network's `SsdConfig`, the class list, a
+//!   adds the typed values (the Burn devices, the network's `SsdConfig`, the class list, a
 //!   checkpoint to resume from).
 //! - [`Trainer`]: [`Trainer::step`] runs one iteration (batch, MultiBox loss, backward, global
 //!   gradient-norm clipping on the device, SGD with the Caffe bias group, step decay and warmup);
@@ -48,7 +48,7 @@
 //!     },
 //!     model: SsdConfig::small(classes.num_classes_with_background()),
 //!     classes: classes.clone(),
-//!     device: device.clone(),
+//!     devices: vec![device.clone()],
 //!     resume: None,
 //!     overwrite: true,
 //! };

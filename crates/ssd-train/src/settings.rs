@@ -54,7 +54,9 @@ pub struct TrainConfig {
     /// ImageNet VGG16 backbone `.pth` (torchvision `vgg16` or amdegroot's `vgg16_reducedfc.pth`)
     /// to start from.
     pub pretrained_model: Option<PathBuf>,
-    /// Device indices (one; data-parallel training is not supported yet).
+    /// Device indices of the backend (recorded as given; the devices themselves are in
+    /// [`TrainSettings::devices`]). With several, training is data-parallel: each device takes an
+    /// equal share of every batch, so `batch-size` must be a multiple of their number.
     pub devices: Vec<usize>,
     /// Data loading threads.
     pub workers: usize,
@@ -177,22 +179,22 @@ impl TrainConfig {
                 format!("must be a number >= 1, got {}", self.expand_ratio),
             ));
         }
-        if self.devices.len() > 1 {
-            return Err(TrainError::setting(
-                "devices",
-                format!(
-                    "{:?}: data-parallel training over several devices is not supported by this \
-                     version of ssd; train on one device (e.g. --devices 0)",
-                    self.devices
-                ),
-            ));
+        for (i, d) in self.devices.iter().enumerate() {
+            if self.devices[..i].contains(d) {
+                return Err(TrainError::setting(
+                    "devices",
+                    format!("{:?}: device {d} is listed twice", self.devices),
+                ));
+            }
         }
-        if self.devices.iter().any(|&d| d != 0) {
+        let shares = self.devices.len().max(1);
+        if !self.batch_size.is_multiple_of(shares) {
             return Err(TrainError::setting(
                 "devices",
                 format!(
-                    "{:?}: this version trains on the backend's first device only (--devices 0)",
-                    self.devices
+                    "{:?}: the batch of {} images does not split into {shares} equal shares; \
+                     make --batch-size a multiple of the number of devices",
+                    self.devices, self.batch_size
                 ),
             ));
         }
@@ -253,8 +255,12 @@ pub struct TrainSettings {
     pub model: SsdConfig,
     /// Class names, background excluded.
     pub classes: ClassList,
-    /// Where to train (autodiff is turned on by the trainer).
-    pub device: Device,
+    /// Where to train (autodiff is turned on by the trainer). The first device holds the model
+    /// and the optimizer; with several, each takes an equal, contiguous share of every batch
+    /// (data-parallel: their gradients are summed on the first, and the loss is divided by the
+    /// positives of the whole batch, so K devices compute what one device does with the whole
+    /// batch). The same device may be listed more than once.
+    pub devices: Vec<Device>,
     /// A checkpoint folder to continue from (weights, momentum, iteration); its network must be
     /// `model`.
     pub resume: Option<PathBuf>,
@@ -405,7 +411,15 @@ mod tests {
             (
                 "devices",
                 TrainConfig {
-                    devices: vec![0, 1],
+                    devices: vec![0, 0],
+                    ..base.clone()
+                },
+            ),
+            (
+                "devices",
+                TrainConfig {
+                    devices: vec![0, 1, 2],
+                    batch_size: 32,
                     ..base.clone()
                 },
             ),

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
 use ssd_data::{
-    Augment, BatchPlan, DatasetReport, Prefetcher, SsdBatcher, SsdDataset, TargetEncoder,
-    VocDataset,
+    Augment, BatchPlan, DatasetReport, Prefetcher, SsdBatch, SsdBatcher, SsdDataset, SsdItem,
+    TargetEncoder, VocDataset,
 };
 use ssd_model::{CheckpointInfo, LoadMode, LoadReport, MODEL_FILE, MultiBoxLoss, Ssd};
 
@@ -38,6 +38,9 @@ pub struct StepStats {
     pub grad_norm: f64,
     /// Images in the batch.
     pub images: usize,
+    /// Positive (matched) priors in each device's share of the batch, one entry per device;
+    /// the loss is divided by their sum.
+    pub positives: Vec<usize>,
     /// The checkpoint saved after this iteration, if one was.
     pub checkpoint: Option<PathBuf>,
 }
@@ -113,7 +116,8 @@ pub struct Trainer {
     config: TrainConfig,
     state: TrainState,
     classes: ssd_data::ClassList,
-    device: Device,
+    /// The training devices (autodiff); the first holds the model and the optimizer.
+    devices: Vec<Device>,
     model: Option<Ssd>,
     optimizer: ModuleOptimizer,
     criterion: MultiBoxLoss,
@@ -132,7 +136,7 @@ impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("config", &self.config)
-            .field("device", &self.device)
+            .field("devices", &self.devices)
             .field("start", &self.start)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -149,11 +153,25 @@ impl Trainer {
             config,
             model: model_cfg,
             classes,
-            device,
+            devices,
             resume,
             overwrite,
         } = settings;
         config.validate()?;
+        let Some(main) = devices.first() else {
+            return Err(TrainError::setting("devices", "no device given"));
+        };
+        if !config.batch_size.is_multiple_of(devices.len()) {
+            return Err(TrainError::setting(
+                "devices",
+                format!(
+                    "the batch of {} images does not split into {} equal shares; make \
+                     --batch-size a multiple of the number of devices",
+                    config.batch_size,
+                    devices.len()
+                ),
+            ));
+        }
         model_cfg.validate().map_err(ssd_model::ModelError::from)?;
         if model_cfg.num_classes != classes.num_classes_with_background() {
             return Err(TrainError::ClassCount {
@@ -186,9 +204,9 @@ impl Trainer {
             claim_name(&config, overwrite)?;
         }
 
-        let device = device.autodiff();
+        let main = main.clone().autodiff();
         let (model, optimizer, start) = initial_state(
-            seeded_init(&model_cfg, &device, config.seed)?,
+            seeded_init(&model_cfg, &main, config.seed)?,
             build_optimizer(&config),
             resumed.as_ref(),
             config.pretrained_model.as_deref(),
@@ -220,7 +238,7 @@ impl Trainer {
             },
             config,
             classes,
-            device,
+            devices: devices.into_iter().map(Device::autodiff).collect(),
             model: Some(model),
             optimizer,
             batches,
@@ -270,19 +288,13 @@ impl Trainer {
     fn train_on(
         &mut self,
         model: Ssd,
-        items: Vec<ssd_data::SsdItem>,
+        items: Vec<SsdItem>,
     ) -> Result<(Ssd, StepStats), TrainError> {
-        let batch = SsdBatcher.batch(items, &self.device);
-        let (Some(labels), Some(locations)) = (batch.labels, batch.locations) else {
-            unreachable!("training items always carry targets")
+        let (scalars, mut grads, positives) = if self.devices.len() == 1 {
+            self.one_device(&model, items)
+        } else {
+            self.data_parallel(&model, items)
         };
-        let (loc, conf) = model.forward(batch.images);
-        let parts =
-            self.criterion
-                .forward_with_positives(loc, conf, labels, locations, &batch.positives);
-        let loss = parts.total(self.config.alpha);
-        let scalars = Tensor::cat(vec![loss.clone(), parts.loc, parts.conf], 0);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = grad_norm(&model, &grads);
         let read = match &norm {
             Some(n) => Tensor::cat(vec![scalars, n.clone()], 0),
@@ -329,9 +341,95 @@ impl Trainer {
             lr,
             grad_norm: norm_v,
             images: 0,
+            positives,
             checkpoint: None,
         };
         Ok((model, stats))
+    }
+
+    /// The loss parts `[total, loc, conf]` and the gradients of the whole batch on one device.
+    fn one_device(&self, model: &Ssd, items: Vec<SsdItem>) -> Shares {
+        let batch = SsdBatcher.batch(items, &self.devices[0]);
+        let (Some(labels), Some(locations)) = (batch.labels, batch.locations) else {
+            unreachable!("training items always carry targets")
+        };
+        let (loc, conf) = model.forward(batch.images);
+        let parts =
+            self.criterion
+                .forward_with_positives(loc, conf, labels, locations, &batch.positives);
+        let loss = parts.total(self.config.alpha);
+        let scalars = Tensor::cat(vec![loss.clone(), parts.loc, parts.conf], 0);
+        let positives = vec![batch.positives.iter().sum()];
+        (
+            scalars,
+            GradientsParams::from_grads(loss.backward(), model),
+            positives,
+        )
+    }
+
+    /// The same as [`Trainer::one_device`], with the batch split over the devices in equal,
+    /// contiguous shares. Each share is divided by the positives of the whole batch (counted on
+    /// the host), so the shares' losses and gradients add up to the whole batch's; the gradients
+    /// are summed on the first device with Burn's [`MultiGradientsParams`]. The first share runs
+    /// on the model itself; the others on replicas forked from a snapshot of it (parameters with
+    /// the same ids, batch-norm running statistics of their own that are dropped after the step:
+    /// the model keeps the statistics of the first share, as PyTorch's `DataParallel` does).
+    fn data_parallel(&self, model: &Ssd, items: Vec<SsdItem>) -> Shares {
+        let share = items.len() / self.devices.len();
+        let mut items = items.into_iter();
+        let batches: Vec<SsdBatch> = self
+            .devices
+            .iter()
+            .map(|device| SsdBatcher.batch(items.by_ref().take(share).collect(), device))
+            .collect();
+        let positives: Vec<usize> = batches.iter().map(|b| b.positives.iter().sum()).collect();
+        let normaliser: usize = positives.iter().sum();
+        let main = self.devices[0].clone().without_autodiff();
+        let mut scalars: Option<Tensor<1>> = None;
+        let mut multi = MultiGradientsParams::default();
+        for (k, (batch, device)) in batches.into_iter().zip(&self.devices).enumerate() {
+            let replica;
+            let net = if k == 0 {
+                model
+            } else {
+                replica = model.valid().train().fork(device);
+                &replica
+            };
+            let (Some(labels), Some(locations)) = (batch.labels, batch.locations) else {
+                unreachable!("training items always carry targets")
+            };
+            let (loc, conf) = net.forward(batch.images);
+            let parts = self.criterion.forward_shard(
+                loc,
+                conf,
+                labels,
+                locations,
+                &batch.positives,
+                normaliser,
+            );
+            let loss = parts.total(self.config.alpha);
+            let shard = Tensor::cat(vec![loss.clone(), parts.loc, parts.conf], 0)
+                .detach()
+                .to_device(&self.devices[0]);
+            scalars = Some(match scalars {
+                Some(sum) => sum.add(shard),
+                None => shard,
+            });
+            let grads = GradientsParams::from_grads(loss.backward(), net);
+            multi
+                .grads
+                .push((grads, device.clone().without_autodiff()));
+        }
+        let mut merged = GradientsParams::new();
+        model.visit(&mut Merge {
+            multi: &mut multi,
+            merged: &mut merged,
+            device: &main,
+        });
+        let Some(scalars) = scalars else {
+            unreachable!("at least one device")
+        };
+        (scalars, merged, positives)
     }
 
     /// Fills in the last good checkpoint of a divergence error.
@@ -564,6 +662,26 @@ fn initial_state(
             Ok((model, optimizer, start))
         }
         (None, None) => Ok((model, optimizer, Start::Scratch)),
+    }
+}
+
+/// A step's loss parts `[total, loc, conf]` (on the first device), its gradients, and the
+/// positives of each device's share.
+type Shares = (Tensor<1>, GradientsParams, Vec<usize>);
+
+/// Sums each parameter's gradients from every device (Burn's [`MultiGradientsParams`]) onto one
+/// device.
+struct Merge<'a> {
+    multi: &'a mut MultiGradientsParams,
+    merged: &'a mut GradientsParams,
+    device: &'a Device,
+}
+
+impl ModuleVisitor for Merge<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some((grad, _)) = self.multi.remove::<D>(param.id) {
+            self.merged.register(param.id, grad.to_device(self.device));
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use burn::data::dataloader::batcher::Batcher;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+use ssd_data::{
+    BatchPlan, ClassList, SsdBatcher, SsdDataset, SyntheticConfig, VocDataset, write_synthetic,
+};
 use ssd_eval::EvalConfig;
 use ssd_model::{Detector, SsdConfig};
 use ssd_train::{
@@ -65,10 +68,29 @@ fn settings(config: TrainConfig, resume: Option<&Path>) -> TrainSettings {
         model: tiny_model(&classes),
         classes,
         config,
-        device: Device::flex(),
+        devices: vec![Device::flex()],
         resume: resume.map(Path::to_owned),
         overwrite: false,
     }
+}
+
+/// Trains `model` with `config` on `devices`, recording every step.
+fn train_on(
+    config: TrainConfig,
+    model: SsdConfig,
+    devices: Vec<Device>,
+) -> Result<(TrainOutcome, Vec<StepStats>), TrainError> {
+    let settings = TrainSettings {
+        model,
+        devices,
+        ..settings(config, None)
+    };
+    let mut steps = Vec::new();
+    let outcome = Trainer::new(settings)?.run(&mut |s: &StepStats| {
+        steps.push(s.clone());
+        Control::Continue
+    })?;
+    Ok((outcome, steps))
 }
 
 /// Trains with `config`, recording every step.
@@ -424,5 +446,157 @@ fn the_optimizer_state_of_another_network_is_refused() {
         matches!(&err, TrainError::Optimizer { message, .. } if message.contains("another network")),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs `f` with Flex's parallel sums in one fixed order (see the resume test).
+fn one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a rayon pool")
+        .install(f)
+}
+
+#[test]
+fn two_devices_with_half_batches_give_the_weights_of_one_device() {
+    let dir = scratch("data-parallel");
+    let data = dir.join("data");
+    tiny_data(&data, 24, 4);
+    let config = |results: &str, devices: Vec<usize>| TrainConfig {
+        lr: 1e-3,
+        lr_decay: vec![4],
+        warmup: 2,
+        batch_size: 4,
+        devices,
+        ..tiny_config(&data, &dir.join(results), 6)
+    };
+    let classes = ClassList::from_file(&data.join("classes.txt")).expect("classes");
+    // Without batch norm: its batch statistics are per device (see the next test), the rest of
+    // the network must be exact.
+    let mut model = tiny_model(&classes);
+    model.vgg.batch_norm = false;
+    let (one, one_steps) = one_thread(|| {
+        train_on(config("one", vec![0]), model.clone(), vec![Device::flex()]).expect("one device")
+    });
+    let (two, two_steps) = one_thread(|| {
+        let devices = vec![Device::flex(), Device::flex()];
+        train_on(config("two", vec![0, 1]), model.clone(), devices).expect("two devices")
+    });
+    // The devices saw different numbers of positives: a per-device normaliser would differ.
+    assert!(two_steps.iter().all(|s| s.positives.len() == 2));
+    assert!(
+        two_steps.iter().any(|s| s.positives[0] != s.positives[1]),
+        "{:?}",
+        two_steps.iter().map(|s| &s.positives).collect::<Vec<_>>()
+    );
+    for (a, b) in one_steps.iter().zip(&two_steps) {
+        assert_eq!(a.positives, vec![b.positives.iter().sum::<usize>()]);
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-5 * a.loss.abs(),
+            "iteration {}: loss {} on one device, {} on two",
+            a.iteration,
+            a.loss,
+            b.loss
+        );
+    }
+    let (diff, name) = max_difference(&weights(&one.model), &weights(&two.model));
+    let initial = dir.join("initial.bpk");
+    let trainer = Trainer::new(TrainSettings {
+        model: model.clone(),
+        overwrite: true,
+        ..settings(config("initial", vec![0]), None)
+    })
+    .expect("a trainer");
+    trainer
+        .model()
+        .save_trained(&initial, &trainer.info())
+        .expect("save");
+    let (moved, _) = max_difference(&weights(&initial), &weights(&one.model));
+    println!("max |one device - two devices| = {diff:e} ({name}); training moved weights by {moved}");
+    assert!(moved > 1e-3, "training moved the weights");
+    assert!(diff <= 1e-5, "two devices differ by {diff} (relative) at {name}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The batch-norm running statistics (mean, variance) of a model, by name.
+fn running_statistics(model: &ssd_model::Ssd) -> Vec<(String, Vec<f32>)> {
+    let mut collect = Collect(Vec::new(), Vec::new());
+    model.valid().visit(&mut collect);
+    collect
+        .0
+        .into_iter()
+        .filter(|(name, _)| name.contains("running"))
+        .collect()
+}
+
+#[test]
+fn batch_norm_running_statistics_come_from_the_first_devices_share() {
+    let dir = scratch("data-parallel-bn");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let config = TrainConfig {
+        batch_size: 4,
+        devices: vec![0, 1],
+        use_augment: false,
+        ..tiny_config(&data, &dir.join("results"), 1)
+    };
+    let classes = ClassList::from_file(&data.join("classes.txt")).expect("classes");
+    let model = tiny_model(&classes);
+    assert!(model.vgg.batch_norm);
+    let size = model.input_size() as u32;
+    let plan = BatchPlan {
+        len: 8,
+        batch_size: 4,
+        shuffle: Some(config.seed),
+        keep_partial: false,
+    };
+    let (_, first_batch) = plan.batch(0);
+    one_thread(|| {
+        let device = Device::flex().autodiff();
+        let mut trainer = Trainer::new(TrainSettings {
+            model,
+            devices: vec![Device::flex(), Device::flex()],
+            ..settings(config.clone(), None)
+        })
+        .expect("a trainer");
+        // What a forward of the first share alone, and of the whole batch, does to copies of the
+        // initial model's statistics.
+        let voc = Arc::new(
+            VocDataset::open(&config.dataroot, "trainval", classes.clone()).expect("dataset"),
+        );
+        let images = SsdDataset::eval(voc, size);
+        let forward = |indices: &[usize]| {
+            let items = indices
+                .iter()
+                .map(|&i| images.item(i).expect("an image"))
+                .collect();
+            let copy = trainer.model().valid().train();
+            let _ = copy.forward(SsdBatcher.batch(items, &device).images);
+            running_statistics(&copy)
+        };
+        let first_share = forward(&first_batch[..2]);
+        let whole_batch = forward(&first_batch);
+        let before = running_statistics(trainer.model());
+        trainer.step().expect("a step").expect("one iteration");
+        let after = running_statistics(trainer.model());
+        assert!(!after.is_empty(), "the tiny model has batch norm");
+        let (moved, _) = max_difference(&before, &after);
+        let (vs_share, name) = max_difference(&first_share, &after);
+        let (vs_whole, _) = max_difference(&whole_batch, &after);
+        println!(
+            "running statistics moved by {moved}; differ from the first share's by {vs_share:e} \
+             ({name}), from the whole batch's by {vs_whole}"
+        );
+        assert!(moved > 1e-4, "the step updated the running statistics");
+        assert!(
+            vs_share <= 1e-6,
+            "updated once, from the first share: {vs_share} at {name}"
+        );
+        assert!(
+            vs_whole > 1e-4,
+            "per-device statistics differ from the whole batch's"
+        );
+    });
     let _ = std::fs::remove_dir_all(dir);
 }
