@@ -287,7 +287,9 @@ mod tests {
     fn flex_has_one_device() {
         assert_eq!(Backend::Flex.devices(&[]).map(|d| d.len()), Ok(1));
         assert_eq!(Backend::Flex.devices(&[0]).map(|d| d.len()), Ok(1));
-        let err = Backend::Flex.devices(&[0, 1]).expect_err("flex has no device 1");
+        let err = Backend::Flex
+            .devices(&[0, 1])
+            .expect_err("flex has no device 1");
         assert_eq!(
             err.to_string(),
             "--devices 1: backend `flex` has one device (0)"

@@ -416,9 +416,7 @@ impl Trainer {
                 None => shard,
             });
             let grads = GradientsParams::from_grads(loss.backward(), net);
-            multi
-                .grads
-                .push((grads, device.clone().without_autodiff()));
+            multi.grads.push((grads, device.clone().without_autodiff()));
         }
         let mut merged = GradientsParams::new();
         model.visit(&mut Merge {

@@ -513,9 +513,14 @@ fn two_devices_with_half_batches_give_the_weights_of_one_device() {
         .save_trained(&initial, &trainer.info())
         .expect("save");
     let (moved, _) = max_difference(&weights(&initial), &weights(&one.model));
-    println!("max |one device - two devices| = {diff:e} ({name}); training moved weights by {moved}");
+    println!(
+        "max |one device - two devices| = {diff:e} ({name}); training moved weights by {moved}"
+    );
     assert!(moved > 1e-3, "training moved the weights");
-    assert!(diff <= 1e-5, "two devices differ by {diff} (relative) at {name}");
+    assert!(
+        diff <= 1e-5,
+        "two devices differ by {diff} (relative) at {name}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
