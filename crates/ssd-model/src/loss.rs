@@ -1,7 +1,7 @@
 //! The MultiBox loss with hard negative mining, on device.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::reduce::sum_exact;
 
@@ -175,19 +175,24 @@ impl MultiBoxLoss {
 }
 
 /// The hard negatives of each row of `mining [N, P]` as a 0/1 mask: the `negatives[i]` largest
-/// values of row `i` (the first `negatives[i]` places of a descending sort: the rank of each
-/// value is the argsort of the argsort; equal values in the backend's sort order).
-///
-/// A sort-free version (on-device top-k for the threshold, a running count for ties) matched
-/// this on Flex and libtorch but gave a wrong selection on wgpu over Mesa's lavapipe, so it is
-/// not used until it is checked on a real GPU.
+/// values of row `i` (the first `negatives[i]` places of a descending sort; equal values in the
+/// backend's order). Found without a sort — Burn's CubeCL backends (cuda, wgpu) sort on the
+/// host — by one on-device top-k of the largest count (known on the host), whose first
+/// `negatives[i]` indices of row `i` are scattered into the mask.
 pub fn hard_negatives(mining: Tensor<2>, negatives: &[usize]) -> Tensor<2> {
     let [n, p] = mining.dims();
     let device = mining.device();
-    let k: Vec<f32> = negatives.iter().map(|&k| k.min(p) as f32).collect();
-    let k = Tensor::<1>::from_data(TensorData::new(k, [n]), &device).reshape([n, 1]);
-    let rank = mining.argsort_descending(1).argsort(1).float();
-    rank.lower(k.expand([n, p])).float()
+    let k_max = negatives.iter().copied().max().unwrap_or(0).min(p);
+    if k_max == 0 {
+        return Tensor::zeros([n, p], &device);
+    }
+    let (_, top) = mining.topk_with_indices(k_max, 1); // [N, k_max], descending
+    let take: Vec<f32> = negatives
+        .iter()
+        .flat_map(|&k| (0..k_max).map(move |j| if j < k { 1.0 } else { 0.0 }))
+        .collect();
+    let take = Tensor::<2>::from_data(TensorData::new(take, [n, k_max]), &device);
+    Tensor::zeros([n, p], &device).scatter(1, top, take, IndexingUpdateOp::Add)
 }
 
 #[cfg(test)]
