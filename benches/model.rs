@@ -1,6 +1,8 @@
 //! Model benches (ssd-model), one group per compiled-in backend: SSD300 forward at batch 1 and 8,
 //! a training step (forward, MultiBox loss, backward, SGD) at batch 4, and post-processing of one
-//! image's outputs.
+//! image's outputs. A second group per backend times hard negative mining alone: the on-device
+//! top-k of [`ssd_model::hard_negatives`] beside the argsort-of-argsort ranking it replaced, at
+//! the quickstart's size (small preset, batch 16) and SSD300's (batch 32).
 //!
 //! `cargo bench --bench model [--features tch,wgpu]`, or `bash benches/peers/compare-model.sh`,
 //! which also runs the same work in PyTorch (`benches/peers/model.py`) on this CPU with the same
@@ -15,7 +17,7 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ssd_cli::backend::Backend;
-use ssd_model::{MultiBoxLoss, PostProcessConfig, PostProcessor, SsdConfig};
+use ssd_model::{MultiBoxLoss, PostProcessConfig, PostProcessor, SsdConfig, hard_negatives};
 
 /// Deterministic values in [-1, 1).
 fn unit(count: usize, salt: u64) -> Vec<f32> {
@@ -103,5 +105,65 @@ fn model(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, model);
+/// The ranking `hard_negatives` replaced: the rank of each value is the argsort of the descending
+/// argsort, and the first `negatives[i]` ranks of row `i` are taken. Kept here as the baseline.
+fn hard_negatives_by_sort(mining: Tensor<2>, negatives: &[usize]) -> Tensor<2> {
+    let [n, p] = mining.dims();
+    let k: Vec<f32> = negatives.iter().map(|&k| k.min(p) as f32).collect();
+    let k = Tensor::<1>::from_data(TensorData::new(k, [n]), &mining.device()).reshape([n, 1]);
+    let rank = mining.argsort_descending(1).argsort(1).float();
+    rank.lower(k.expand([n, p])).float()
+}
+
+/// Mining values as the loss makes them (background losses, every 431st prior a positive at 0),
+/// all distinct so that any two correct rankings agree, and negative counts of three per
+/// positive, 10 to 40 positives per image.
+fn mining_input(batch: usize, priors: usize, device: &Device) -> (Tensor<2>, Vec<usize>) {
+    let total = batch * priors; // below 2^24: every (i * 7919) % total is exact in f32
+    let values: Vec<f32> = (0..total)
+        .map(|i| {
+            if i % 431 == 0 {
+                0.0
+            } else {
+                1.0e-3 + ((i * 7919) % total) as f32 / total as f32
+            }
+        })
+        .collect();
+    let negatives = (0..batch).map(|i| 3 * (10 + (i * 7) % 31)).collect();
+    (
+        Tensor::from_data(TensorData::new(values, [batch, priors]), device),
+        negatives,
+    )
+}
+
+fn mining(c: &mut Criterion) {
+    let sizes = [
+        ("small_batch16", SsdConfig::small(21), 16),
+        ("ssd300_batch32", SsdConfig::ssd300(21), 32),
+    ];
+    for backend in Backend::compiled() {
+        let device = backend.device().expect("device");
+        let mut group = c.benchmark_group(format!("mining_{backend}"));
+        group.sample_size(20);
+        for (name, config, batch) in &sizes {
+            let priors = config.priors.priors().expect("priors").len();
+            let (values, negatives) = mining_input(*batch, priors, &device);
+            // Both select the same priors (distinct values), or the comparison means nothing.
+            let a = hard_negatives(values.clone(), &negatives);
+            let b = hard_negatives_by_sort(values.clone(), &negatives);
+            assert_eq!(a.into_data(), b.into_data(), "{backend} {name}");
+            group.bench_function(format!("topk_{name}"), |bench| {
+                bench.iter(|| black_box(hard_negatives(values.clone(), &negatives).into_data()))
+            });
+            group.bench_function(format!("sort_{name}"), |bench| {
+                bench.iter(|| {
+                    black_box(hard_negatives_by_sort(values.clone(), &negatives).into_data())
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, model, mining);
 criterion_main!(benches);

@@ -359,23 +359,34 @@ fn burn_sum_dim_over_long_axes_is_exact() {
 #[path = "../crates/ssd-model/tests/common/parity.rs"]
 mod parity;
 
-/// The reduced SSD300 of `tools/make_model_fixtures.py` on every backend against PyTorch:
-/// outputs within 1e-4, both loss parts within 1e-5 relative — on wgpu too (the loss sums through
-/// `sum_exact`). Weights after one SGD step within 1e-5 on flex and tch; on wgpu they are printed,
-/// not asserted, because Burn's conv backward is wrong on Mesa's software renderers at 300x300
-/// (see `reduced_ssd300_sgd_step_matches_pytorch_on_wgpu`).
+/// The reduced SSD300 of `tools/make_model_fixtures.py` (full 300x300 input) on every backend
+/// against PyTorch: outputs within 1e-4, both loss parts within 1e-5 relative — on wgpu too (the
+/// loss sums through `sum_exact`). Weights after one SGD step within 1e-5 on flex and tch. On wgpu
+/// the step is not taken here: Burn's conv backward is wrong on Mesa's software renderers at
+/// 300x300, and on them it is also the slowest part of this file by far; the step is checked by
+/// `reduced_ssd300_sgd_step_matches_pytorch_on_wgpu` on a real GPU.
 #[test]
 fn reduced_ssd300_matches_pytorch_on_every_backend() {
     for (backend, device) in devices() {
-        let p = parity::run_parity(&device);
+        let step = if backend == Backend::Wgpu {
+            parity::Step::None
+        } else {
+            parity::Step::Sgd
+        };
+        let p = parity::run_parity_in(
+            &parity::fixture(""),
+            &parity::reduced_config(6),
+            &device,
+            step,
+        );
         eprintln!("{backend}: {p:?}");
         assert!(p.loc_diff < 1e-4 && p.conf_diff < 1e-4, "{backend}: {p:?}");
         assert!(
             p.loss_loc_rel < 1e-5 && p.loss_conf_rel < 1e-5,
             "{backend}: {p:?}"
         );
-        if backend != Backend::Wgpu {
-            assert!(p.worst_weight.1 < 1e-5, "{backend}: {p:?}");
+        if step == parity::Step::Sgd {
+            assert!(p.weight_diff() < 1e-5, "{backend}: {p:?}");
         }
     }
 }
@@ -390,5 +401,5 @@ fn reduced_ssd300_sgd_step_matches_pytorch_on_wgpu() {
     let device = Backend::Wgpu.autodiff_device().expect("wgpu compiled in");
     let p = parity::run_parity(&device);
     eprintln!("wgpu: {p:?}");
-    assert!(p.worst_weight.1 < 1e-5, "wgpu: {p:?}");
+    assert!(p.weight_diff() < 1e-5, "wgpu: {p:?}");
 }
