@@ -118,7 +118,11 @@ fn eval(c: &mut Criterion) {
     .expect("read");
     let config = EvalConfig::default();
     // Printed so that the compare script shows both sides' mAP on the same files.
-    let map = loaded.evaluate(&config).map.unwrap_or(f64::NAN);
+    let map = loaded
+        .evaluate(&config)
+        .expect("evaluate")
+        .map
+        .unwrap_or(f64::NAN);
     eprintln!("{} images, {n} detections, VOC07 mAP {map}", voc.len());
 
     let mut group = c.benchmark_group("eval_voc07_test_size");

@@ -1,5 +1,7 @@
 //! `ssd detect`: detections on image files, as JSON lines and annotated copies.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -20,13 +22,14 @@ pub struct DetectArgs {
     /// An image, or a folder of images (`.jpg`, `.jpeg`, `.png`).
     #[arg(long)]
     pub test_image: PathBuf,
-    /// Lowest score to report and draw.
+    /// Lowest score to report and draw, in [0, 1].
     #[arg(long, default_value_t = 0.2)]
     pub min_score: f32,
-    /// Detections kept per image (best scores over all classes).
+    /// Detections kept per image (best scores over all classes), at least 1.
     #[arg(long, default_value_t = 200)]
     pub top_k: usize,
-    /// NMS IoU.
+    /// NMS IoU, in (0, 1]: a box overlapping a better one of its class by more is dropped (1
+    /// keeps every box).
     #[arg(long, default_value_t = 0.45)]
     pub nms_overlap: f32,
     /// Class list for a `.pth` with classes other than VOC's.
@@ -38,6 +41,29 @@ pub struct DetectArgs {
     /// Backend (default: the first compiled in).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+}
+
+impl DetectArgs {
+    /// The post-processing of `--min-score`, `--top-k` and `--nms-overlap`; a value out of
+    /// range is an error naming its flag.
+    pub fn post_process(&self) -> anyhow::Result<PostProcessConfig> {
+        let config = PostProcessConfig {
+            score_threshold: self.min_score,
+            max_detections: self.top_k,
+            nms_iou: self.nms_overlap,
+            ..PostProcessConfig::default()
+        };
+        config.validate().map_err(|e| {
+            let flag = match e.name {
+                "score_threshold" => "--min-score",
+                "max_detections" => "--top-k",
+                "nms_iou" => "--nms-overlap",
+                other => other,
+            };
+            e.named(flag)
+        })?;
+        Ok(config)
+    }
 }
 
 /// The backend's inference device.
@@ -90,13 +116,9 @@ pub fn image_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`. In a folder, an image
 /// that cannot be read is reported and skipped; the command then fails at the end.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
+    let post = args.post_process()?;
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
-        .with_post_process(PostProcessConfig {
-            score_threshold: args.min_score,
-            max_detections: args.top_k,
-            nms_iou: args.nms_overlap,
-            ..PostProcessConfig::default()
-        });
+        .with_post_process(post);
     let files = image_files(&args.test_image)?;
     let mut failed = 0;
     let mut written = 0;
@@ -104,7 +126,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         match annotate(&detector, file, &output, true) {
             Ok(()) => written += 1,
             Err(e) if files.len() > 1 => {
-                eprintln!("skipped: {e:#}");
+                eprintln!("skipped: {}", crate::error_line(&e));
                 failed += 1;
             }
             Err(e) => return Err(e),
@@ -120,26 +142,33 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `output/p_<stem>.jpg` for each file; files that share a stem (`a.jpg`, `a.png`) get the
-/// extension in the name too (`p_a_jpg.jpg`, `p_a_png.jpg`), so none overwrites another.
+/// `output/p_<stem>.jpg` for each file, unique whatever the input names: files that share a
+/// stem (`a.jpg`, `a.png`) get the extension in the name too (`p_a_jpg.jpg`, `p_a_png.jpg`), a
+/// name still taken gets a number (`p_a_png_2.jpg`), and names are kept byte for byte (a Latin-1
+/// `café.jpg` is not turned into the same replacement characters as `naïve.jpg`).
 pub fn output_names(files: &[PathBuf], output: &Path) -> Vec<PathBuf> {
-    let stem = |f: &PathBuf| {
-        f.file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("image")
-            .to_owned()
-    };
-    let stems: Vec<String> = files.iter().map(stem).collect();
+    let stem = |f: &PathBuf| f.file_stem().map_or_else(|| "image".into(), OsString::from);
+    let stems: Vec<OsString> = files.iter().map(stem).collect();
+    let mut taken = HashSet::new();
     files
         .iter()
         .zip(&stems)
         .map(|(file, s)| {
-            let shared = stems.iter().filter(|t| *t == s).count() > 1;
-            let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-            match shared {
-                true => output.join(format!("p_{s}_{ext}.jpg")),
-                false => output.join(format!("p_{s}.jpg")),
+            let mut base = OsString::from("p_");
+            base.push(s);
+            if stems.iter().filter(|t| *t == s).count() > 1 {
+                base.push("_");
+                base.push(file.extension().unwrap_or_default());
             }
+            let mut name = base.clone();
+            let mut n = 1;
+            while !taken.insert(name.clone()) {
+                n += 1;
+                name = base.clone();
+                name.push(format!("_{n}"));
+            }
+            name.push(".jpg");
+            output.join(name)
         })
         .collect()
 }
@@ -188,13 +217,38 @@ mod tests {
 
     #[test]
     fn output_names_are_unique() {
-        let files: Vec<PathBuf> = ["d/a.jpg", "d/a.png", "d/b.jpg"]
+        let files: Vec<PathBuf> = ["d/a.jpg", "d/a.png", "d/a_png.jpg", "d/b.jpg"]
             .map(PathBuf::from)
             .to_vec();
         let names = output_names(&files, Path::new("out"));
         assert_eq!(
             names,
-            ["out/p_a_jpg.jpg", "out/p_a_png.jpg", "out/p_b.jpg"].map(PathBuf::from)
+            [
+                "out/p_a_jpg.jpg",
+                "out/p_a_png.jpg",
+                "out/p_a_png_2.jpg",
+                "out/p_b.jpg"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    /// Two Latin-1 names (`café.jpg`, `naïve.jpg` from an old archive) that are not UTF-8 keep
+    /// their bytes, so their annotated copies do not overwrite each other.
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_keep_their_bytes() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let latin1 = |name: &[u8]| PathBuf::from(OsString::from_vec(name.to_vec()));
+        let files = vec![latin1(b"d/caf\xe9.jpg"), latin1(b"d/na\xefve.jpg")];
+        let names = output_names(&files, Path::new("out"));
+        assert_eq!(
+            names[0].file_name().map(OsStrExt::as_bytes),
+            Some(&b"p_caf\xe9.jpg"[..])
+        );
+        assert_eq!(
+            names[1].file_name().map(OsStrExt::as_bytes),
+            Some(&b"p_na\xefve.jpg"[..])
         );
     }
 }

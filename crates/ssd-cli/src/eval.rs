@@ -32,10 +32,10 @@ pub struct EvalArgs {
     /// image), then the devkit result files and the mAP.
     #[arg(long)]
     pub trained_model: Option<PathBuf>,
-    /// Images per batch (with `--trained-model`).
+    /// Images per batch (with `--trained-model`), at least 1.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    /// Data loading threads (with `--trained-model`).
+    /// Data loading threads (with `--trained-model`), 1 to 256.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Backend (with `--trained-model`; default: the first compiled in).
@@ -47,7 +47,7 @@ pub struct EvalArgs {
     /// IoU comparison: `ge` (>=, the devkit's) or `gt` (>, py-faster-rcnn's).
     #[arg(long, default_value = "ge")]
     pub iou_rule: IouRule,
-    /// IoU a detection needs to match a ground truth.
+    /// IoU a detection needs to match a ground truth, in (0, 1].
     #[arg(long, default_value_t = 0.5)]
     pub iou_threshold: f64,
     /// Class list, one name per line (default: the 20 VOC classes).
@@ -65,11 +65,18 @@ pub struct EvalArgs {
 /// Runs `ssd eval`; prints the table (or JSON) to stdout.
 pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    anyhow::ensure!(
-        args.iou_threshold > 0.0 && args.iou_threshold <= 1.0,
-        "--iou-threshold must be in (0, 1], got {}",
-        args.iou_threshold
-    );
+    // Every number is checked before anything is loaded, whichever mode uses it.
+    let config = EvalConfig {
+        metric: args.metric,
+        iou_threshold: args.iou_threshold,
+        rule: args.iou_rule,
+    };
+    config.validate().map_err(|e| e.named("--iou-threshold"))?;
+    let options = EvalOptions {
+        batch_size: args.batch_size,
+        workers: args.workers,
+    };
+    options.validate()?;
     let (voc, evaluator, count) = match &args.trained_model {
         Some(model) => {
             let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
@@ -78,10 +85,6 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
                 &args.datanames,
                 detector.classes().clone(),
             )?);
-            let options = EvalOptions {
-                batch_size: args.batch_size.max(1),
-                workers: args.workers,
-            };
             let bar = progress_bar(voc.len() as u64, "detecting");
             let evaluator = detect_dataset(&detector, &voc, &options, |done| {
                 bar.set_position(done as u64);
@@ -122,12 +125,7 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
             (voc, evaluator, count)
         }
     };
-    let config = EvalConfig {
-        metric: args.metric,
-        iou_threshold: args.iou_threshold,
-        rule: args.iou_rule,
-    };
-    let result = evaluator.evaluate(&config);
+    let result = evaluator.evaluate(&config)?;
     if args.json {
         println!("{}", result.to_json());
     } else {

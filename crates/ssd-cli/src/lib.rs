@@ -17,3 +17,15 @@ pub mod eval;
 pub mod quickstart;
 pub mod render;
 pub mod train;
+
+/// An error as one line: its message and its causes, each cause once (a cause whose text the
+/// message already quotes, such as an I/O error inside a file error, is not repeated).
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1).map(ToString::to_string) {
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}

@@ -49,15 +49,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, no backtrace; a cause whose text the message
-            // already quotes (an I/O error inside a file error) is not repeated.
-            let mut line = e.to_string();
-            for cause in e.chain().skip(1).map(ToString::to_string) {
-                if !line.contains(&cause) {
-                    line = format!("{line}: {cause}");
-                }
-            }
-            eprintln!("error: {line}");
+            // One line: the error and its causes, no backtrace.
+            eprintln!("error: {}", ssd_cli::error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -148,7 +148,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let evaluator = detect_dataset(&detector, &test, &options, |_| {})?;
     let det = args.results.join("det");
     write_results(&evaluator, &det, "comp4", "test")?;
-    let result = evaluator.evaluate(&EvalConfig::default());
+    let result = evaluator.evaluate(&EvalConfig::default())?;
     print!("{}", result.table());
     let images = args.results.join("images");
     let files: Vec<PathBuf> = (0..test.len().min(8)).map(|i| test.image_path(i)).collect();

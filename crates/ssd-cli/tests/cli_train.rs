@@ -323,6 +323,41 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The same run started twice (two terminals, a scheduler retrying): the second is refused with
+/// one line naming the process that holds the folder, and the first keeps its loss log to
+/// itself. Once the first is killed (`kill -9`, nothing cleaned up), the folder is free.
+#[test]
+fn a_second_run_in_a_busy_results_folder_is_refused_naming_the_holder() {
+    let (dir, data, results) = scene("busy");
+    let mut first = long_run(&data, &results);
+    let out = train_command(&data, &results, &["--iterations", "2", "--overwrite"])
+        .output()
+        .expect("runs");
+    assert_one_line_error(
+        &out,
+        1,
+        &format!("in use by another training run (process {})", first.id()),
+    );
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    let csv = std::fs::read_to_string(results.join("loss/tiny.csv")).expect("loss csv");
+    let iterations: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    assert!(
+        iterations.windows(2).all(|w| w[1] == w[0] + 1),
+        "one run's rows only: {iterations:?}"
+    );
+    succeed(&mut train_command(
+        &data,
+        &results,
+        &["--iterations", "2", "--overwrite"],
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_diverging_run_stops_naming_the_iteration_and_saves_nothing_bad() {
     let (dir, data, results) = scene("nan");
@@ -426,13 +461,22 @@ fn train_then_detect_and_eval_with_the_binary() {
             .arg(&images),
     );
     assert_eq!(text(&out.stdout).lines().count(), 22, "one line per image");
-    // In a folder, a bad image is named and skipped, the others done, and the exit code says so;
-    // `a.jpg` and `a.png` get distinct outputs.
+    // In a folder, a bad image is named and skipped (its OS cause said once), the others done,
+    // and the exit code says so; `a.jpg` and `a.png` get distinct outputs, and so do two names
+    // that are not UTF-8 (Latin-1 `café.jpg` and `naïve.jpg`).
     let mixed = dir.join("mixed");
     std::fs::create_dir_all(&mixed).expect("mkdir");
     std::fs::copy(&image, mixed.join("a.jpg")).expect("copy");
     original.save(mixed.join("a.png")).expect("png");
     std::fs::write(mixed.join("b.jpg"), b"not a jpeg").expect("bad image");
+    std::fs::create_dir_all(mixed.join("d.jpg")).expect("a folder named like an image");
+    let latin1 = |name: &[u8]| {
+        use std::os::unix::ffi::OsStringExt;
+        std::ffi::OsString::from_vec(name.to_vec())
+    };
+    for name in [&b"caf\xe9.jpg"[..], b"na\xefve.jpg"] {
+        std::fs::copy(&image, mixed.join(latin1(name))).expect("copy");
+    }
     let mixed_out = dir.join("mixed-out");
     let out = ssd()
         .args(["detect", "--trained-model"])
@@ -444,10 +488,20 @@ fn train_then_detect_and_eval_with_the_binary() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout).lines().count(), 2, "the two good images");
+    assert_eq!(text(&out.stdout).lines().count(), 4, "the four good images");
     let err = text(&out.stderr);
-    assert!(err.contains("b.jpg") && err.contains("1 of 3"), "{err}");
+    assert!(err.contains("b.jpg") && err.contains("2 of 6"), "{err}");
+    let skipped = err
+        .lines()
+        .find(|l| l.starts_with("skipped:") && l.contains("d.jpg"))
+        .unwrap_or_else(|| panic!("d.jpg skipped: {err}"));
+    assert_eq!(skipped.matches("os error").count(), 1, "{skipped}");
     assert!(mixed_out.join("p_a_jpg.jpg").exists() && mixed_out.join("p_a_png.jpg").exists());
+    for name in [&b"p_caf\xe9.jpg"[..], b"p_na\xefve.jpg"] {
+        assert!(mixed_out.join(latin1(name)).exists(), "{name:?}");
+    }
+    let outputs = std::fs::read_dir(&mixed_out).expect("outputs").count();
+    assert_eq!(outputs, 4, "one annotated copy per good image");
 
     let det = dir.join("det");
     let out = succeed(

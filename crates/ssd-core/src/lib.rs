@@ -37,6 +37,7 @@ mod matching;
 mod nms;
 mod parallel;
 mod priors;
+mod setting;
 
 pub use boxes::{CenterBox, CornerBox, iou, iou_matrix};
 pub use coder::BoxCoder;
@@ -45,3 +46,6 @@ pub use matching::{PriorTargets, match_priors};
 pub use nms::{argsort_desc, batched_nms, nms, top_k};
 pub use parallel::parallel_map;
 pub use priors::{PriorClip, PriorConfig};
+pub use setting::{
+    MAX_WORKERS, SettingError, at_least_one, check_setting, iou_threshold, unit_interval, workers,
+};

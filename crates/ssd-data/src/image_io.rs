@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{ImageError, ImageReader, Limits, RgbImage};
+use image::{ImageDecoder, ImageError, ImageReader, Limits, RgbImage};
 
 use crate::DataError;
 
@@ -22,27 +22,59 @@ pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// past [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_BYTES`], [`DataError::UnreadableImage`] for anything the
 /// decoder refuses (unknown format, corrupt or truncated data).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
+    let image = reader(path)?.decode().map_err(|e| decode_error(path, e))?;
+    Ok(image.to_rgb8())
+}
+
+/// Width and height of the image at `path` from its header, after checking that a JPEG is
+/// complete and that decoding it would stay within [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_BYTES`]
+/// (a few-KB file that claims 100,000 x 100,000 pixels is [`DataError::ImageTooLarge`] here, as
+/// in [`load_rgb`]): what can be known of an image without decoding it, about a hundred times
+/// faster.
+pub fn image_header(path: &Path) -> Result<[u32; 2], DataError> {
+    let reader = reader(path)?;
+    // The decoder checks the sides against the limits; the buffer it would need is checked as
+    // `decode` does.
+    let decoder = reader.into_decoder().map_err(|e| decode_error(path, e))?;
+    let (w, h) = decoder.dimensions();
+    limits()
+        .reserve(decoder.total_bytes())
+        .map_err(|e| decode_error(path, e))?;
+    Ok([w, h])
+}
+
+/// A reader of the file at `path` with the format guessed from its content and the decoder's
+/// [`limits`], once a JPEG is known to be complete.
+fn reader(path: &Path) -> Result<ImageReader<Cursor<Vec<u8>>>, DataError> {
     let bytes = std::fs::read(path).map_err(|source| {
         DataError::from_io(path, source, |path| DataError::MissingImage { path })
     })?;
-    if let Err(reason) = check_jpeg_complete(&bytes) {
-        return Err(DataError::UnreadableImage {
-            path: path.to_owned(),
-            message: reason.to_owned(),
-        });
-    }
+    check_jpeg_complete(&bytes).map_err(|reason| DataError::UnreadableImage {
+        path: path.to_owned(),
+        message: reason.to_owned(),
+    })?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| DataError::Io {
             path: path.to_owned(),
             source,
         })?;
+    reader.limits(limits());
+    Ok(reader)
+}
+
+/// The decoder's limits: [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_BYTES`].
+fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    limits
+}
+
+/// A decoder's error on `path` as the [`DataError`] it means.
+fn decode_error(path: &Path, e: ImageError) -> DataError {
+    match e {
         ImageError::Limits(_) => DataError::ImageTooLarge {
             path: path.to_owned(),
             message: e.to_string(),
@@ -56,30 +88,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
             path: path.to_owned(),
             message: other.to_string(),
         },
-    })?;
-    Ok(image.to_rgb8())
-}
-
-/// Width and height of the image at `path` from its header, after checking that a JPEG is
-/// complete: what can be known of an image without decoding it, about a hundred times faster.
-pub fn image_header(path: &Path) -> Result<[u32; 2], DataError> {
-    let bytes = std::fs::read(path).map_err(|source| {
-        DataError::from_io(path, source, |path| DataError::MissingImage { path })
-    })?;
-    let unreadable = |message: String| DataError::UnreadableImage {
-        path: path.to_owned(),
-        message,
-    };
-    check_jpeg_complete(&bytes).map_err(|reason| unreadable(reason.to_owned()))?;
-    let (w, h) = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|source| DataError::Io {
-            path: path.to_owned(),
-            source,
-        })?
-        .into_dimensions()
-        .map_err(|e| unreadable(e.to_string()))?;
-    Ok([w, h])
+    }
 }
 
 /// For JPEG data (starting with the SOI marker): an error unless an end-of-image marker follows

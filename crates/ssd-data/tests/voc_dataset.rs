@@ -169,6 +169,73 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
     std::fs::remove_dir_all(root).ok();
 }
 
+/// CRC-32 (ISO-HDLC, PNG's chunk checksum), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A decompression bomb: a small PNG whose header (and annotation) claim 100,000 x 100,000
+/// pixels. The start-up check applies the decoder's limits, so it is refused there, naming the
+/// file, before a run could start training on it.
+#[test]
+fn a_decompression_bomb_is_refused_by_the_start_up_check() {
+    let root = temp_dir("bomb");
+    let summary = write_synthetic(&root, &small_config(9)).expect("write");
+    let classes = ClassList::from_file(&summary.class_file).expect("classes");
+    let test =
+        VocDataset::open(std::slice::from_ref(&root), "test", classes.clone()).expect("test split");
+    let id = test.image_id(0).to_owned();
+    let side: u32 = 100_000;
+    let mut png = Vec::new();
+    image::RgbImage::new(8, 8)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encode");
+    // Signature (8 bytes), then the IHDR chunk: length (4), type (4), width, height, ..., CRC.
+    assert_eq!(&png[12..16], b"IHDR");
+    png[16..20].copy_from_slice(&side.to_be_bytes());
+    png[20..24].copy_from_slice(&side.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let image = root.join(format!("JPEGImages/{id}.jpg"));
+    std::fs::write(&image, &png).expect("bomb");
+    let xml = root.join(format!("Annotations/{id}.xml"));
+    let text = std::fs::read_to_string(&xml).expect("annotation");
+    let a = test.annotation(0);
+    let text = text
+        .replace(
+            &format!("<width>{}</width>", a.width),
+            &format!("<width>{side}</width>"),
+        )
+        .replace(
+            &format!("<height>{}</height>", a.height),
+            &format!("<height>{side}</height>"),
+        );
+    std::fs::write(&xml, text).expect("write annotation");
+    let test = VocDataset::open(std::slice::from_ref(&root), "test", classes).expect("reopen");
+    assert_eq!(
+        test.annotation(0).width,
+        side,
+        "the annotation agrees with the header"
+    );
+    let err = test.check_images().expect_err("a bomb");
+    assert!(
+        matches!(&err, DataError::ImageTooLarge { path, .. } if *path == image),
+        "{err}"
+    );
+    std::fs::remove_dir_all(root).ok();
+}
+
 #[test]
 fn the_prefetcher_gives_batches_of_the_right_shapes_with_positives() {
     let root = temp_dir("loader");

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// What can go wrong evaluating detections.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// An evaluation setting out of its range.
+    #[error(transparent)]
+    Setting(#[from] ssd_core::SettingError),
     /// A result line that is not `<image_id> <score> <xmin> <ymin> <xmax> <ymax>` with finite numbers.
     #[error("{}:{line}: malformed result line ({reason}): {text:?}", path.display())]
     MalformedLine {

@@ -94,6 +94,14 @@ pub struct EvalConfig {
     pub rule: IouRule,
 }
 
+impl EvalConfig {
+    /// Checks `iou_threshold` is in `(0, 1]`; [`VocEvaluator::evaluate`] refuses a configuration
+    /// that fails it.
+    pub fn validate(&self) -> Result<(), ssd_core::SettingError> {
+        ssd_core::iou_threshold("iou_threshold", self.iou_threshold)
+    }
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
@@ -359,16 +367,17 @@ impl VocEvaluator {
     }
 
     /// Evaluates every class (classes in parallel).
-    pub fn evaluate(&self, config: &EvalConfig) -> Evaluation {
+    pub fn evaluate(&self, config: &EvalConfig) -> Result<Evaluation, EvalError> {
+        config.validate()?;
         let indices: Vec<usize> = (0..self.classes.len()).collect();
         let classes = parallel_map(&indices, |_, &c| self.evaluate_class(c, config));
         let aps: Vec<f64> = classes.iter().filter_map(|c| c.ap).collect();
         let map = (!aps.is_empty()).then(|| aps.iter().sum::<f64>() / aps.len() as f64);
-        Evaluation {
+        Ok(Evaluation {
             config: *config,
             classes,
             map,
-        }
+        })
     }
 
     fn evaluate_class(&self, class: usize, config: &EvalConfig) -> ClassEvaluation {

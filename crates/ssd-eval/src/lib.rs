@@ -26,7 +26,7 @@
 //! let gt = GroundTruthObject { label: 1, bbox: [10.0, 10.0, 50.0, 50.0], difficult: false };
 //! let mut eval = VocEvaluator::new(vec!["cat".into()], vec![("000001".into(), vec![gt])])?;
 //! eval.add("000001", &[Detection { label: 1, score: 0.9, bbox: [12.0, 11.0, 50.0, 52.0] }])?;
-//! let result = eval.evaluate(&EvalConfig::default());
+//! let result = eval.evaluate(&EvalConfig::default())?;
 //! assert!(result.map.is_some_and(|m| (m - 1.0).abs() < 1e-12));
 //! # Ok::<(), ssd_eval::EvalError>(())
 //! ```

@@ -29,7 +29,7 @@ fn ap(eval: &VocEvaluator, metric: ApMetric, class: usize) -> Option<f64> {
         metric,
         ..EvalConfig::default()
     };
-    eval.evaluate(&config).classes[class].ap
+    eval.evaluate(&config).expect("evaluate").classes[class].ap
 }
 
 fn close(a: Option<f64>, b: f64) -> bool {
@@ -58,7 +58,7 @@ fn perfect_detections_give_ap_one_and_none_give_zero() {
         // "dog" has ground truth but no detections.
         assert!(close(ap(&eval, metric, 1), 0.0));
     }
-    let result = eval.evaluate(&EvalConfig::default());
+    let result = eval.evaluate(&EvalConfig::default()).expect("evaluate");
     assert!(result.map.is_some_and(|m| (m - 0.5).abs() < 1e-12));
     assert_eq!(result.classes[0].true_positives, 2);
 }
@@ -88,7 +88,7 @@ fn a_duplicate_is_a_false_positive() {
         (6.0 + 5.0 * 2.0 / 3.0) / 11.0
     ));
     assert!(close(ap(&eval, ApMetric::Area, 0), 0.5 + 0.5 * 2.0 / 3.0));
-    let result = eval.evaluate(&EvalConfig::default());
+    let result = eval.evaluate(&EvalConfig::default()).expect("evaluate");
     assert_eq!(result.classes[0].precision.len(), 3);
     assert!((result.classes[0].precision[1] - 0.5).abs() < 1e-15);
 }
@@ -114,7 +114,7 @@ fn difficult_objects_are_ignored_and_a_difficult_only_class_has_no_ap() {
         ],
     )
     .expect("add");
-    let result = eval.evaluate(&EvalConfig::default());
+    let result = eval.evaluate(&EvalConfig::default()).expect("evaluate");
     let cat = &result.classes[0];
     assert_eq!((cat.num_ground_truth, cat.true_positives), (1, 1));
     assert_eq!(cat.recall, vec![0.0, 1.0]);
@@ -162,8 +162,33 @@ fn iou_of_exactly_one_half_under_the_plus_one_rule() {
         rule: IouRule::Above,
         ..at_least
     };
-    assert_eq!(eval.evaluate(&at_least).classes[0].true_positives, 1);
-    assert_eq!(eval.evaluate(&above).classes[0].true_positives, 0);
+    assert_eq!(
+        eval.evaluate(&at_least).expect("evaluate").classes[0].true_positives,
+        1
+    );
+    assert_eq!(
+        eval.evaluate(&above).expect("evaluate").classes[0].true_positives,
+        0
+    );
+}
+
+/// An IoU threshold outside (0, 1] would match everything (0, NaN compares false) or nothing
+/// (above 1): refused by name, by the library itself.
+#[test]
+fn iou_thresholds_out_of_range_are_errors() {
+    let images = vec![("a".to_string(), vec![gt(1, [1.0, 1.0, 10.0, 10.0], false)])];
+    let eval = VocEvaluator::new(classes(1), images).expect("ground truth");
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        let config = EvalConfig {
+            iou_threshold: bad,
+            ..EvalConfig::default()
+        };
+        let err = eval.evaluate(&config).expect_err("out of range");
+        assert_eq!(
+            err.to_string(),
+            format!("iou_threshold must be in (0, 1], got {bad}")
+        );
+    }
 }
 
 #[test]
@@ -238,7 +263,10 @@ fn results_files_round_trip_exactly() {
             metric,
             ..EvalConfig::default()
         };
-        assert_eq!(fresh.evaluate(&config), eval.evaluate(&config));
+        assert_eq!(
+            fresh.evaluate(&config).expect("evaluate"),
+            eval.evaluate(&config).expect("evaluate")
+        );
     }
     std::fs::remove_dir_all(dir).ok();
 }

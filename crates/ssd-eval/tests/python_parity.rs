@@ -63,11 +63,13 @@ fn matches_the_python_reference_to_1e9() {
     for (metric, metric_name) in [(ApMetric::Voc07, "voc07"), (ApMetric::Area, "area")] {
         for (rule, rule_name) in [(IouRule::AtLeast, "ge"), (IouRule::Above, "gt")] {
             let expected = &f["expected"][format!("{metric_name}_{rule_name}")];
-            let result = eval.evaluate(&EvalConfig {
-                metric,
-                rule,
-                iou_threshold: 0.5,
-            });
+            let result = eval
+                .evaluate(&EvalConfig {
+                    metric,
+                    rule,
+                    iou_threshold: 0.5,
+                })
+                .expect("evaluate");
             for class in &result.classes {
                 let e = &expected["classes"][&class.name];
                 match e["ap"].as_f64() {
@@ -154,8 +156,12 @@ proptest! {
         }
         for metric in [ApMetric::Voc07, ApMetric::Area] {
             let config = EvalConfig { metric, ..EvalConfig::default() };
-            let a = shuffled(&f, &eval, &identity).evaluate(&config);
-            let b = shuffled(&f, &eval, &order).evaluate(&config);
+            let a = shuffled(&f, &eval, &identity)
+                .evaluate(&config)
+                .expect("evaluate");
+            let b = shuffled(&f, &eval, &order)
+                .evaluate(&config)
+                .expect("evaluate");
             for (x, y) in a.classes.iter().zip(&b.classes) {
                 if let Some(ap) = x.ap {
                     prop_assert!((0.0..=1.0).contains(&ap));

@@ -49,6 +49,9 @@ pub enum ModelError {
         /// Names in the class list (background excluded).
         names: usize,
     },
+    /// A post-processing threshold out of its range.
+    #[error("post-processing: {0}")]
+    Setting(#[from] ssd_core::SettingError),
     /// Detection inputs that do not fit together (images, sizes, priors).
     #[error("detection input: {0}")]
     Input(String),

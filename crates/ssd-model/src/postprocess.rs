@@ -3,7 +3,10 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use ssd_core::{BoxCoder, CenterBox, CornerBox, nms, top_k};
+use ssd_core::{
+    BoxCoder, CenterBox, CornerBox, SettingError, at_least_one, iou_threshold, nms, top_k,
+    unit_interval,
+};
 
 use crate::ModelError;
 
@@ -14,7 +17,8 @@ pub struct PostProcessConfig {
     pub score_threshold: f32,
     /// Per class, keep at most this many boxes before NMS (400).
     pub top_k_per_class: usize,
-    /// Per class NMS IoU threshold (0.45).
+    /// Per class NMS IoU threshold (0.45): a box overlapping a better one of its class by more
+    /// than this is dropped; 1 keeps every box.
     pub nms_iou: f32,
     /// Per image, keep the best this many detections over all classes (200).
     pub max_detections: usize,
@@ -28,6 +32,17 @@ impl Default for PostProcessConfig {
             nms_iou: 0.45,
             max_detections: 200,
         }
+    }
+}
+
+impl PostProcessConfig {
+    /// Checks every threshold's range: `score_threshold` in `[0, 1]`, `nms_iou` in `(0, 1]`,
+    /// both counts at least 1. [`PostProcessor::detect`] refuses a configuration that fails it.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        unit_interval("score_threshold", self.score_threshold)?;
+        at_least_one("top_k_per_class", self.top_k_per_class)?;
+        iou_threshold("nms_iou", self.nms_iou)?;
+        at_least_one("max_detections", self.max_detections)
     }
 }
 
@@ -114,6 +129,7 @@ impl PostProcessor {
         conf: Tensor<3>,
         original_sizes: &[[u32; 2]],
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        self.config.validate()?;
         let [n, p, c] = conf.dims();
         if original_sizes.len() != n || p != self.priors.len() {
             return Err(ModelError::Input(format!(
@@ -214,6 +230,84 @@ mod tests {
             0.0, 4.0, 0.0, // prior 1: class a, overlaps prior 0 (IoU 0.9)
             0.0, 0.0, 3.0, // prior 2: class b
         ]
+    }
+
+    /// Each threshold out of its range is refused by name before anything is computed: a NaN
+    /// score threshold or a `max_detections` of 0 would otherwise return no detections, an IoU of
+    /// 0 or 2 would break or switch off NMS.
+    #[test]
+    fn thresholds_out_of_range_are_errors_naming_them() {
+        let base = PostProcessConfig::default();
+        let cases = [
+            (
+                "score_threshold",
+                PostProcessConfig {
+                    score_threshold: f32::NAN,
+                    ..base
+                },
+            ),
+            (
+                "score_threshold",
+                PostProcessConfig {
+                    score_threshold: -0.5,
+                    ..base
+                },
+            ),
+            (
+                "score_threshold",
+                PostProcessConfig {
+                    score_threshold: 1.5,
+                    ..base
+                },
+            ),
+            (
+                "top_k_per_class",
+                PostProcessConfig {
+                    top_k_per_class: 0,
+                    ..base
+                },
+            ),
+            (
+                "nms_iou",
+                PostProcessConfig {
+                    nms_iou: 0.0,
+                    ..base
+                },
+            ),
+            (
+                "nms_iou",
+                PostProcessConfig {
+                    nms_iou: 2.0,
+                    ..base
+                },
+            ),
+            (
+                "nms_iou",
+                PostProcessConfig {
+                    nms_iou: f32::NAN,
+                    ..base
+                },
+            ),
+            (
+                "max_detections",
+                PostProcessConfig {
+                    max_detections: 0,
+                    ..base
+                },
+            ),
+        ];
+        for (name, config) in cases {
+            let loc = tensor3(vec![0.0; 12], [1, 3, 4]);
+            let conf = tensor3(logits(), [1, 3, 3]);
+            let err = processor(config)
+                .detect(loc, conf, &[[200, 100]])
+                .expect_err(name);
+            assert!(
+                matches!(&err, ModelError::Setting(e) if e.name == name),
+                "{name}: {err}"
+            );
+        }
+        assert!(base.validate().is_ok());
     }
 
     #[test]

@@ -6,6 +6,16 @@ use ssd_data::DataError;
 use ssd_eval::EvalError;
 use ssd_model::ModelError;
 
+/// A range check's error, its setting named like the flag (`batch-size`).
+impl From<ssd_core::SettingError> for TrainError {
+    fn from(e: ssd_core::SettingError) -> Self {
+        Self::Setting {
+            name: e.name,
+            message: format!("must be {}, got {}", e.allowed, e.value),
+        }
+    }
+}
+
 /// What can stop a training run or an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -48,6 +58,16 @@ pub enum TrainError {
         done: u64,
         /// Iterations asked for.
         iterations: u64,
+    },
+    /// Another training run holds the results folder (its lock, `<results>/.ssd-train.lock`).
+    #[error("{}", in_use(results, *holder, checkpoint.as_deref()))]
+    ResultsInUse {
+        /// The results folder.
+        results: PathBuf,
+        /// The process holding it, when the lock file tells.
+        holder: Option<u32>,
+        /// The checkpoint asked to resume, when it is that run's.
+        checkpoint: Option<PathBuf>,
     },
     /// A new run in a results folder that holds checkpoints of the same name.
     #[error(
@@ -151,5 +171,27 @@ impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { path, source }
+    }
+}
+
+/// The message of [`TrainError::ResultsInUse`].
+fn in_use(
+    results: &std::path::Path,
+    holder: Option<u32>,
+    checkpoint: Option<&std::path::Path>,
+) -> String {
+    let by = holder.map_or_else(String::new, |pid| format!(" (process {pid})"));
+    match checkpoint {
+        None => format!(
+            "results folder {} is in use by another training run{by}: wait for it to end, or \
+             give another --results",
+            results.display()
+        ),
+        Some(checkpoint) => format!(
+            "--resume {}: the run that writes it is still training in {}{by}; resume once it \
+             has stopped",
+            checkpoint.display(),
+            results.display()
+        ),
     }
 }

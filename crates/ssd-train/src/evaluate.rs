@@ -19,6 +19,15 @@ pub struct EvalOptions {
     pub workers: usize,
 }
 
+impl EvalOptions {
+    /// Checks the ranges: `batch-size` at least 1, `workers` in `1..=256` (named like the flags of
+    /// `ssd eval`).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        ssd_core::at_least_one("batch-size", self.batch_size)?;
+        Ok(ssd_core::workers("workers", self.workers)?)
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         Self {
@@ -52,17 +61,23 @@ pub fn voc_evaluator(voc: &VocDataset) -> Result<VocEvaluator, TrainError> {
 
 /// Runs `detector` over every image of `voc` (with its post-processing settings) and returns an
 /// evaluator holding the ground truth and the detections. `progress` is called with the number
-/// of images done after each batch.
+/// of images done after each batch. Options or post-processing thresholds out of range are an
+/// error before anything runs.
 pub fn detect_dataset(
     detector: &Detector,
     voc: &Arc<VocDataset>,
     options: &EvalOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<VocEvaluator, TrainError> {
+    options.validate()?;
+    detector
+        .post_process()
+        .validate()
+        .map_err(ssd_model::ModelError::from)?;
     let dataset = SsdDataset::eval(Arc::clone(voc), detector.config().input_size() as u32);
     let plan = BatchPlan {
         len: voc.len(),
-        batch_size: options.batch_size.max(1),
+        batch_size: options.batch_size,
         shuffle: None,
         keep_partial: true,
     };
@@ -98,5 +113,5 @@ pub fn evaluate(
     options: &EvalOptions,
     config: &EvalConfig,
 ) -> Result<Evaluation, TrainError> {
-    Ok(detect_dataset(detector, voc, options, |_| {})?.evaluate(config))
+    Ok(detect_dataset(detector, voc, options, |_| {})?.evaluate(config)?)
 }

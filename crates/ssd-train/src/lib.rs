@@ -66,6 +66,7 @@ mod error;
 mod evaluate;
 mod loss_log;
 mod optim;
+mod run_lock;
 mod settings;
 mod trainer;
 

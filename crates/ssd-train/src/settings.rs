@@ -198,6 +198,7 @@ impl TrainConfig {
                 ),
             ));
         }
+        ssd_core::workers("workers", self.workers)?;
         if self.save_every == 0 {
             return Err(TrainError::setting("save-every", "must be at least 1"));
         }

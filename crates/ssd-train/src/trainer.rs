@@ -19,6 +19,7 @@ use crate::checkpoint::{
     save_checkpoint,
 };
 use crate::optim::{build_optimizer, clip_grads, grad_norm, lr_schedule, weights_finite};
+use crate::run_lock::RunLock;
 use crate::{TrainConfig, TrainError, TrainSettings};
 
 /// What one iteration did.
@@ -130,6 +131,8 @@ pub struct Trainer {
     last_saved: Option<(u64, PathBuf)>,
     /// The newest checkpoint whose weights were finite and gave a finite loss.
     last_good: Option<PathBuf>,
+    /// The results folder's lock, held for the whole run.
+    _lock: RunLock,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -179,7 +182,15 @@ impl Trainer {
                 names: classes.len(),
             });
         }
+        // The results folder is this run's from here on: a second run (or a resume of a
+        // checkpoint still being written) is refused before anything is read or removed.
+        let lock = RunLock::acquire(&config.results)?;
         let resumed = resume.as_deref().map(read_state).transpose()?;
+        if let Some((dir, _)) = &resumed
+            && !same_folder(dir.parent().and_then(Path::parent), &config.results)
+        {
+            RunLock::check_checkpoint(dir)?;
+        }
         if let Some((dir, state)) = &resumed
             && state.model != model_cfg
         {
@@ -248,6 +259,7 @@ impl Trainer {
             done: first,
             last_good: last_saved.as_ref().map(|(_, d)| d.clone()),
             last_saved,
+            _lock: lock,
         })
     }
 
@@ -588,6 +600,14 @@ fn seeded_init(
     let model = config.init(device)?;
     model.visit(&mut Draw);
     Ok(model)
+}
+
+/// Whether `a` and `b` name one folder (both existing, after resolving links and `..`).
+fn same_folder(a: Option<&Path>, b: &Path) -> bool {
+    match (a.map(std::fs::canonicalize), std::fs::canonicalize(b)) {
+        (Some(Ok(a)), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// For a new run: the checkpoints and final model of an earlier run of the same name are an error,

@@ -407,6 +407,62 @@ fn a_new_run_over_an_earlier_one_is_refused_unless_overwriting() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A run owns its results folder from start to end: a second run there (even one that would
+/// overwrite) is refused before it reads or removes anything, naming the process that holds
+/// it; so is resuming, into another folder, a checkpoint whose run is still training. Once the
+/// first run has ended (its lock file left behind, as after `kill -9`), both are accepted.
+#[test]
+fn a_results_folder_holds_one_run_at_a_time() {
+    let dir = scratch("lock");
+    let data = dir.join("data");
+    tiny_data(&data, 8, 2);
+    let results = dir.join("r");
+    let config = TrainConfig {
+        batch_size: 4,
+        ..tiny_config(&data, &results, 2)
+    };
+    let (first, _) = train(config.clone(), None).expect("first run");
+    let longer = TrainConfig {
+        iterations: 4,
+        ..config.clone()
+    };
+    let running = Trainer::new(settings(longer.clone(), Some(&first.checkpoint))).expect("resume");
+
+    let mut second = settings(config.clone(), None);
+    second.overwrite = true;
+    let err = Trainer::new(second).expect_err("the folder is in use");
+    let pid = std::process::id();
+    assert!(
+        matches!(&err, TrainError::ResultsInUse { holder: Some(p), checkpoint: None, .. } if *p == pid),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("(process {pid})")),
+        "{err}"
+    );
+    assert!(
+        first.checkpoint.exists(),
+        "nothing removed by the refused run"
+    );
+
+    let elsewhere = TrainConfig {
+        results: dir.join("r2"),
+        ..longer.clone()
+    };
+    let err = Trainer::new(settings(elsewhere.clone(), Some(&first.checkpoint)))
+        .expect_err("its run is still training");
+    assert!(
+        matches!(&err, TrainError::ResultsInUse { checkpoint: Some(c), .. } if *c == first.checkpoint),
+        "{err}"
+    );
+
+    drop(running);
+    std::fs::write(results.join(".ssd-train.lock"), "4194999\n").expect("stale id");
+    Trainer::new(settings(elsewhere, Some(&first.checkpoint))).expect("the run has ended");
+    Trainer::new(settings(longer, Some(&first.checkpoint))).expect("the folder is free");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn the_optimizer_state_of_another_network_is_refused() {
     let dir = scratch("other-optimizer");
