@@ -258,7 +258,8 @@ fn numbers_out_of_range_are_one_line_errors_naming_the_flag() {
         let out = Command::new(env!("CARGO_BIN_EXE_ssd"))
             .env("RUST_BACKTRACE", "0")
             .args(base(subcommand, &scratch))
-            .args([flag, value])
+            // `--flag=value`: clap takes a separate `-1` for a flag of its own.
+            .arg(format!("{flag}={value}"))
             .output()
             .expect("ssd runs");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::TrainError;
 
 /// The lock file's name inside a results folder.
-pub const LOCK_FILE: &str = ".ssd-train.lock";
+pub(crate) const LOCK_FILE: &str = ".ssd-train.lock";
 
 /// The lock of a results folder, held until dropped.
 #[derive(Debug)]

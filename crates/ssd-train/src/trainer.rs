@@ -112,7 +112,9 @@ pub enum Start {
 }
 
 /// A training run: the model, its optimizer and the batch stream, one [`Trainer::step`] at a
-/// time. Checkpoints are written every `save-every` iterations and after the last one.
+/// time. Checkpoints are written every `save-every` iterations and after the last one. From
+/// [`Trainer::new`] until it is dropped, the trainer owns its results folder: another trainer
+/// there, in this process or another, is refused ([`TrainError::ResultsInUse`]).
 pub struct Trainer {
     config: TrainConfig,
     state: TrainState,

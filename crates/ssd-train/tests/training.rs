@@ -282,6 +282,8 @@ fn an_observer_stop_saves_a_checkpoint_that_resumes() {
     assert!(outcome.interrupted);
     assert_eq!(outcome.iterations, 3);
     assert_eq!(outcome.checkpoint, config.checkpoint_dir(3));
+    // The stopped trainer holds the results folder until it is dropped.
+    drop(trainer);
     let (resumed, steps) = train(config, Some(&outcome.checkpoint)).expect("resumed");
     assert!(!resumed.interrupted);
     assert_eq!(steps.first().map(|s| s.iteration), Some(4));
