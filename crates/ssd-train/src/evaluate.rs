@@ -113,5 +113,7 @@ pub fn evaluate(
     options: &EvalOptions,
     config: &EvalConfig,
 ) -> Result<Evaluation, TrainError> {
+    // Checked before the detection pass, not after it.
+    config.validate().map_err(ssd_eval::EvalError::from)?;
     Ok(detect_dataset(detector, voc, options, |_| {})?.evaluate(config)?)
 }
