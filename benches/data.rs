@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ssd_core::PriorConfig;
 use ssd_data::{
-    Augment, ClassList, SampleRng, SyntheticConfig, TargetEncoder, VocDataset, load_rgb,
+    Augment, ClassList, DetectionDataset, SampleRng, SyntheticConfig, TargetEncoder, load_rgb,
     write_synthetic,
 };
 
@@ -26,7 +26,7 @@ fn bench_root() -> PathBuf {
     )
 }
 
-fn dataset() -> VocDataset {
+fn dataset() -> DetectionDataset {
     let root = bench_root();
     let config = SyntheticConfig {
         seed: 2016,
@@ -40,7 +40,7 @@ fn dataset() -> VocDataset {
         write_synthetic(&root, &config).expect("write the bench dataset");
     }
     let classes = ClassList::from_file(&root.join("classes.txt")).expect("class list");
-    VocDataset::open(&[root], "trainval", classes).expect("open the bench dataset")
+    DetectionDataset::open(&[root], "trainval", classes).expect("open the bench dataset")
 }
 
 fn data(c: &mut Criterion) {

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ssd_data::{ClassList, SampleRng, VOC_CLASSES, VocDataset};
+use ssd_data::{ClassList, DetectionDataset, SampleRng, VOC_CLASSES};
 use ssd_eval::{Detection, EvalConfig, MissingClass, read_results, write_results};
 
 const IMAGES: usize = 4952;
@@ -87,9 +87,9 @@ fn generate(root: &Path) {
         all.push((id, dets));
     }
     std::fs::write(sets.join("test.txt"), ids).expect("write set");
-    let voc =
-        VocDataset::open_annotations(&[root.to_owned()], "test", ClassList::voc()).expect("open");
-    let mut evaluator = ssd_train::voc_evaluator(&voc).expect("ground truth");
+    let voc = DetectionDataset::open_annotations(&[root.to_owned()], "test", ClassList::voc())
+        .expect("open");
+    let mut evaluator = ssd_train::voc_ground_truth(&voc).expect("ground truth");
     for (id, dets) in &all {
         evaluator.add(id, dets).expect("add");
     }
@@ -105,9 +105,10 @@ fn eval(c: &mut Criterion) {
     {
         generate(&root);
     }
-    let voc = VocDataset::open_annotations(std::slice::from_ref(&root), "test", ClassList::voc())
-        .expect("open");
-    let empty = ssd_train::voc_evaluator(&voc).expect("ground truth");
+    let voc =
+        DetectionDataset::open_annotations(std::slice::from_ref(&root), "test", ClassList::voc())
+            .expect("open");
+    let empty = ssd_train::voc_ground_truth(&voc).expect("ground truth");
     let mut loaded = empty.clone();
     let n = read_results(
         &mut loaded,

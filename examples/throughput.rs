@@ -30,8 +30,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ssd_cli::backend::Backend;
 use ssd_data::{
-    Augment, BatchPlan, ClassList, Prefetcher, SsdDataset, SyntheticConfig, TargetEncoder,
-    VocDataset, write_synthetic,
+    Augment, BatchPlan, ClassList, DetectionDataset, Prefetcher, SsdDataset, SyntheticConfig,
+    TargetEncoder, write_synthetic,
 };
 use ssd_model::{MultiBoxLoss, PostProcessConfig, PostProcessor, Ssd, SsdConfig};
 use ssd_train::{TrainConfig, build_optimizer, grad_norm, lr_schedule};
@@ -264,7 +264,7 @@ fn loader(args: &[String]) -> Result<(), Failure> {
         write_synthetic(&root, &synthetic)?;
     }
     let classes = ClassList::from_file(&root.join("classes.txt"))?;
-    let voc = Arc::new(VocDataset::open(
+    let voc = Arc::new(DetectionDataset::open(
         std::slice::from_ref(&root),
         "trainval",
         classes,

@@ -1,35 +1,55 @@
-//! `ssd eval`: VOC mAP of a trained model (`--trained-model`, the paper's test settings) or of
-//! devkit result files (`--detections`) against a VOC image set.
+//! `ssd eval`: a trained model's detections (`--trained-model`, the test settings) or a results
+//! file of any tool (`--detections`) scored against a dataset of either format, with either
+//! metric: VOC07/area AP (the default for VOC data) or COCO's AP (the default for COCO data).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ssd_data::{ClassList, VocDataset};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, MissingClass, read_results, write_results};
-use ssd_train::{EvalOptions, detect_dataset, voc_evaluator};
+use ssd_data::{ClassList, DataLocation, DatasetFormat, DetectionDataset};
+use ssd_eval::{
+    ApMetric, EvalConfig, IouRule, Metric, MissingClass, write_coco_results, write_results,
+};
+use ssd_train::{DatasetDetections, EvalOptions, detect_dataset};
 
 use crate::detect::load_detector;
+
+/// `--metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricName {
+    /// VOC07 11-point AP at one IoU threshold (the SSD paper's VOC number).
+    Voc07,
+    /// VOC2010+ area AP.
+    Area,
+    /// COCO's AP at IoU 0.50:0.95 and the other 11 numbers, as pycocotools.
+    Coco,
+}
 
 /// Arguments of `ssd eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// VOC root(s) holding `Annotations/` and `ImageSets/Main/` (e.g. VOCdevkit/VOC2007);
-    /// comma-separated for several.
+    /// Dataset root(s), comma-separated: VOC roots (VOCdevkit/VOC2007), COCO roots (holding
+    /// annotations/instances_<datanames>.json) or COCO .json files.
     #[arg(long, value_delimiter = ',', required = true)]
     pub dataroot: Vec<PathBuf>,
-    /// Image set: `ImageSets/Main/<name>.txt`.
+    /// Image set (VOC `ImageSets/Main/<name>.txt`) or annotation set (COCO
+    /// `instances_<name>.json`).
     #[arg(long, default_value = "test")]
     pub datanames: String,
-    /// Folder of devkit result files `<comp>_det_<set>_<class>.txt`, lines
-    /// `<image_id> <score> <xmin> <ymin> <xmax> <ymax>` (1-based pixels). With `--trained-model`:
-    /// where the model's result files are written (default `results/det`).
+    /// Folder of a COCO file's images, when they are not where the layout puts them.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Results to score: for VOC data a folder of devkit result files
+    /// `<comp>_det_<set>_<class>.txt` (1-based pixels), for COCO data a COCO results file
+    /// `[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]`. With `--trained-model`:
+    /// where the model's results are written (default `results/det`, for COCO
+    /// `results/det/detections_<set>.json`).
     #[arg(long)]
     pub detections: Option<PathBuf>,
     /// Evaluate this model (checkpoint folder, `.bpk` or PyTorch `.pth`): detection over the
-    /// image set with the paper's test settings (score 0.01, top 400 per class, NMS 0.45, 200 per
-    /// image), then the devkit result files and the mAP.
+    /// dataset with the test settings (score 0.01, top 400 per class, NMS 0.45, 200 per image for
+    /// VOC; 100 per image for COCO), then the results files and the metric.
     #[arg(long)]
     pub trained_model: Option<PathBuf>,
     /// Images per batch (with `--trained-model`), at least 1.
@@ -41,103 +61,159 @@ pub struct EvalArgs {
     /// Backend (with `--trained-model`; default: the first compiled in).
     #[arg(long, value_enum)]
     pub backend: Option<crate::backend::Backend>,
-    /// `voc07` (11-point, the paper's) or `area` (VOC2010+).
-    #[arg(long, default_value = "voc07")]
-    pub metric: ApMetric,
-    /// IoU comparison: `ge` (>=, the devkit's) or `gt` (>, py-faster-rcnn's).
+    /// `voc07` (11-point, the paper's), `area` (VOC2010+) or `coco` [default: voc07 for VOC
+    /// data, coco for COCO data].
+    #[arg(long, value_enum)]
+    pub metric: Option<MetricName>,
+    /// VOC metrics: IoU comparison, `ge` (>=, the devkit's) or `gt` (>, py-faster-rcnn's).
     #[arg(long, default_value = "ge")]
     pub iou_rule: IouRule,
-    /// IoU a detection needs to match a ground truth, in (0, 1].
+    /// VOC metrics: IoU a detection needs to match a ground truth, in (0, 1].
     #[arg(long, default_value_t = 0.5)]
     pub iou_threshold: f64,
-    /// Class list, one name per line (default: the 20 VOC classes).
+    /// Class list for VOC data, one name per line (default: the 20 VOC classes; a model's own
+    /// with `--trained-model`).
     #[arg(long)]
     pub classes: Option<PathBuf>,
-    /// With `--detections`: a class without a results file has no detections (else it is an
-    /// error naming the file expected).
+    /// With devkit result files: a class without a results file has no detections (else it is
+    /// an error naming the file expected).
     #[arg(long)]
     pub missing_as_empty: bool,
-    /// Print JSON (`{"metric", "map", "ap": {class: ap}}`) instead of the table.
+    /// Print JSON (`{"metric", "map", "ap": {class: ap}}`, plus `"coco": {"AP", ...}` for the
+    /// COCO metric) instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl EvalArgs {
+    fn metric(&self, format: DatasetFormat) -> Metric {
+        let voc = |metric| {
+            Metric::Voc(EvalConfig {
+                metric,
+                iou_threshold: self.iou_threshold,
+                rule: self.iou_rule,
+            })
+        };
+        match self.metric {
+            Some(MetricName::Voc07) => voc(ApMetric::Voc07),
+            Some(MetricName::Area) => voc(ApMetric::Area),
+            Some(MetricName::Coco) => Metric::Coco,
+            None if format == DatasetFormat::Coco => Metric::Coco,
+            None => voc(ApMetric::Voc07),
+        }
+    }
 }
 
 /// Runs `ssd eval`; prints the table (or JSON) to stdout.
 pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     // Every number is checked before anything is loaded, whichever mode uses it.
-    let config = EvalConfig {
-        metric: args.metric,
+    EvalConfig {
+        metric: ApMetric::Voc07,
         iou_threshold: args.iou_threshold,
         rule: args.iou_rule,
-    };
-    config.validate().map_err(|e| e.named("--iou-threshold"))?;
+    }
+    .validate()
+    .map_err(|e| e.named("--iou-threshold"))?;
     let options = EvalOptions {
         batch_size: args.batch_size,
         workers: args.workers,
     };
     options.validate()?;
-    let (voc, evaluator, count) = match &args.trained_model {
+    let location = DataLocation {
+        roots: args.dataroot.clone(),
+        name: args.datanames.clone(),
+        images: args.images.clone(),
+    };
+    let format = location.format()?;
+    let metric = args.metric(format);
+    let (found, count) = match &args.trained_model {
         Some(model) => {
-            let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
-            let voc = Arc::new(VocDataset::open(
-                &args.dataroot,
-                &args.datanames,
-                detector.classes().clone(),
+            let mut detector = load_detector(model, args.classes.as_deref(), args.backend)?;
+            if format == DatasetFormat::Coco {
+                // COCO's test settings: 100 detections per image (what maxDets counts).
+                let post = ssd_model::PostProcessConfig {
+                    max_detections: 100,
+                    ..*detector.post_process()
+                };
+                detector = detector.with_post_process(post);
+            }
+            let dataset = Arc::new(DetectionDataset::open_at(
+                &location,
+                Some(detector.classes().clone()),
+                true,
             )?);
-            let bar = progress_bar(voc.len() as u64, "detecting");
-            let evaluator = detect_dataset(&detector, &voc, &options, |done| {
+            let bar = progress_bar(dataset.len() as u64, "detecting");
+            let found = detect_dataset(&detector, &dataset, &options, |done| {
                 bar.set_position(done as u64);
             })?;
             bar.finish_and_clear();
-            let folder = args
-                .detections
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("results/det"));
-            write_results(&evaluator, &folder, "comp4", &args.datanames)?;
+            let written = write_detections(&found, args.detections.as_deref())?;
             if !args.json {
-                println!("result files in {}", folder.display());
+                println!("results in {}", written.display());
             }
-            let count = evaluator.num_detections();
-            (voc, evaluator, count)
+            let count = found.num_detections();
+            (found, count)
         }
         None => {
-            let Some(folder) = &args.detections else {
-                anyhow::bail!("give --trained-model MODEL or --detections FOLDER");
+            let Some(path) = &args.detections else {
+                anyhow::bail!("give --trained-model MODEL or --detections FILE|FOLDER");
             };
-            let classes = match &args.classes {
-                Some(path) => ClassList::from_file(path)?,
-                None => ClassList::voc(),
-            };
-            let voc = Arc::new(VocDataset::open_annotations(
-                &args.dataroot,
-                &args.datanames,
-                classes,
-            )?);
-            let mut evaluator = voc_evaluator(&voc)?;
+            let classes = args
+                .classes
+                .as_deref()
+                .map(ClassList::from_file)
+                .transpose()?;
+            let dataset = Arc::new(DetectionDataset::open_at(&location, classes, false)?);
             let missing = if args.missing_as_empty {
                 MissingClass::NoDetections
             } else {
                 MissingClass::Error
             };
-            let count = read_results(&mut evaluator, folder, &args.datanames, missing)
-                .with_context(|| format!("reading results from {}", folder.display()))?;
-            (voc, evaluator, count)
+            match format {
+                DatasetFormat::Voc => {
+                    DatasetDetections::read_voc_results(dataset, path, missing)
+                        .with_context(|| format!("reading results from {}", path.display()))?
+                }
+                DatasetFormat::Coco => DatasetDetections::read_coco_results(dataset, path)?,
+            }
         }
     };
-    let result = evaluator.evaluate(&config)?;
+    let report = found.evaluate(&metric)?;
     if args.json {
-        println!("{}", result.to_json());
+        println!("{}", report.to_json());
     } else {
-        print!("{}", result.table());
+        print!("{}", report.table());
         println!(
-            "{count} detections on {} images ({}), evaluated in {:.0?}",
-            voc.len(),
+            "{count} detections on {} images ({}), {} metric, evaluated in {:.0?}",
+            found.dataset().len(),
             args.datanames,
+            metric.name(),
             start.elapsed()
         );
     }
     Ok(())
+}
+
+/// Writes a model's detections in the dataset's own results format: devkit files in a folder
+/// (VOC) or one COCO results file; returns where.
+fn write_detections(found: &DatasetDetections, to: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dataset = found.dataset();
+    Ok(match dataset.format() {
+        DatasetFormat::Voc => {
+            let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
+            write_results(&found.voc_evaluator()?, &folder, "comp4", dataset.name())?;
+            folder
+        }
+        DatasetFormat::Coco => {
+            let file = to.map_or_else(
+                || PathBuf::from(format!("results/det/detections_{}.json", dataset.name())),
+                Path::to_owned,
+            );
+            write_coco_results(&file, &found.coco_results())?;
+            file
+        }
+    })
 }
 
 /// A progress bar over `len` images on stderr.

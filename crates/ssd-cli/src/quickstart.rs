@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+use ssd_data::{ClassList, DetectionDataset, SyntheticConfig, write_synthetic};
 use ssd_eval::{EvalConfig, write_results};
 use ssd_model::{Detector, PostProcessConfig, SsdConfig};
 use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
@@ -136,7 +136,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let run = run_training(settings, backend)?;
     let trained_in = start.elapsed();
     let detector = Detector::load(&run.outcome.model, &inference_device(Some(backend))?)?;
-    let test = Arc::new(VocDataset::open(
+    let test = Arc::new(DetectionDataset::open(
         std::slice::from_ref(&data),
         "test",
         classes,
@@ -145,7 +145,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         batch_size: 16,
         workers: args.workers,
     };
-    let evaluator = detect_dataset(&detector, &test, &options, |_| {})?;
+    let evaluator = detect_dataset(&detector, &test, &options, |_| {})?.voc_evaluator()?;
     let det = args.results.join("det");
     write_results(&evaluator, &det, "comp4", "test")?;
     let result = evaluator.evaluate(&EvalConfig::default())?;

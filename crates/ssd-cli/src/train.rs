@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ssd_data::ClassList;
+use ssd_data::{ClassList, DataLocation};
 use ssd_model::SsdConfig;
 use ssd_train::{
     Control, LossLog, LossPoint, Observer, Start, StepStats, TrainConfig, TrainOutcome,
@@ -27,12 +27,17 @@ pub struct TrainArgs {
     /// optimizer state, iteration and settings; flags given here override the settings.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// VOC root(s), comma-separated (e.g. VOCdevkit/VOC2007,VOCdevkit/VOC2012).
+    /// Dataset root(s), comma-separated: VOC roots (VOCdevkit/VOC2007,VOCdevkit/VOC2012), COCO
+    /// roots (holding annotations/instances_<datanames>.json, images in <root>/<datanames>/) or
+    /// COCO .json files (images beside them or in --images).
     #[arg(long, value_delimiter = ',')]
     pub dataroot: Option<Vec<PathBuf>>,
-    /// Image set name [default: trainval].
+    /// Image set (VOC) or annotation set (COCO: instances_<name>.json) [default: trainval].
     #[arg(long)]
     pub datanames: Option<String>,
+    /// Folder of a COCO file's images, when they are not where the layout puts them.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
     /// Drop difficult objects from the targets [default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub discard_difficult: Option<bool>,
@@ -79,7 +84,7 @@ pub struct TrainArgs {
     /// ImageNet VGG16 backbone .pth (torchvision vgg16 or amdegroot's vgg16_reducedfc.pth).
     #[arg(long)]
     pub pretrained_model: Option<PathBuf>,
-    /// ssd300, ssd512, small, or a JSON model config [default: ssd300].
+    /// ssd300, ssd512, ssd300-coco, ssd512-coco, small, or a JSON model config [default: ssd300].
     #[arg(long)]
     pub model: Option<String>,
     /// Class list, one name per line [default: the 20 VOC classes].
@@ -188,9 +193,15 @@ impl TrainArgs {
     /// `--classes`; the backend's training devices (`--devices`, else its first).
     pub fn resolve(&self) -> anyhow::Result<(TrainSettings, Backend)> {
         let resumed = self.resume.as_deref().map(read_state).transpose()?;
-        let base = resumed
-            .as_ref()
-            .map_or_else(TrainConfig::default, |(_, s)| s.config.clone());
+        let base = match &resumed {
+            Some((_, s)) => s.config.clone(),
+            None => {
+                // A preset's own recipe (the COCO presets' schedule) under the file and flags.
+                let (_, choices) = self.recipe(TrainConfig::default())?;
+                let name = self.model.clone().or(choices.model).unwrap_or_default();
+                TrainConfig::for_preset(&name)
+            }
+        };
         let (mut config, choices) = self.recipe(base)?;
         let model_name = self.model.clone().or(choices.model);
         let classes_file = self.classes.clone().or(choices.classes);
@@ -205,9 +216,16 @@ impl TrainArgs {
                         .unwrap_or("ssd")
                         .to_owned();
                 }
+                let location = DataLocation {
+                    roots: config.dataroot.clone(),
+                    name: config.datanames.clone(),
+                    images: config.images.clone(),
+                };
                 let classes = match &classes_file {
                     Some(path) => ClassList::from_file(path)?,
-                    None => ClassList::voc(),
+                    // A COCO file's categories; the 20 VOC classes for VOC roots.
+                    None if config.dataroot.is_empty() => ClassList::voc(),
+                    None => location.own_classes()?.unwrap_or_else(ClassList::voc),
                 };
                 let model = SsdConfig::named(&model_name, classes.num_classes_with_background())
                     .with_context(|| format!("--model {model_name}"))?;
@@ -270,6 +288,9 @@ impl TrainArgs {
         );
         if self.pretrained_model.is_some() {
             c.pretrained_model.clone_from(&self.pretrained_model);
+        }
+        if self.images.is_some() {
+            c.images.clone_from(&self.images);
         }
         Ok((c, choices))
     }

@@ -86,6 +86,28 @@ impl PriorConfig {
         }
     }
 
+    /// SSD300 on COCO: the paper's COCO scales (smallest 0.07 of the image, 21 px), as lufficc/SSD's
+    /// `vgg_ssd300_coco_trainval35k.yaml` (`MIN_SIZES: [21, 45, 99, 153, 207, 261]`, `MAX_SIZES:
+    /// [45, 99, 153, 207, 261, 315]`) and Caffe's `ssd_coco.py`; the VOC layout otherwise.
+    pub fn ssd300_coco() -> Self {
+        Self {
+            min_sizes: vec![21.0, 45.0, 99.0, 153.0, 207.0, 261.0],
+            max_sizes: vec![45.0, 99.0, 153.0, 207.0, 261.0, 315.0],
+            ..Self::ssd300_voc()
+        }
+    }
+
+    /// SSD512 on COCO: lufficc/SSD's `vgg_ssd512_coco_trainval35k.yaml` (`MIN_SIZES: [20.48,
+    /// 51.2, 133.12, 215.04, 296.96, 378.88, 460.8]`, `MAX_SIZES: [51.2, 133.12, 215.04, 296.96,
+    /// 378.88, 460.8, 542.72]`: 0.04 to 1.06 of 512 px); the VOC layout otherwise.
+    pub fn ssd512_coco() -> Self {
+        Self {
+            min_sizes: vec![20.48, 51.2, 133.12, 215.04, 296.96, 378.88, 460.8],
+            max_sizes: vec![51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72],
+            ..Self::ssd512_voc()
+        }
+    }
+
     /// torchvision's `ssd300_vgg16` default boxes (its COCO recipe: scales 0.07, 0.15, 0.33, 0.51,
     /// 0.69, 0.87, 1.05 of 300 px): 8732 priors in the same order as [`PriorConfig::ssd300_voc`],
     /// with smaller boxes. Detecting with torchvision-trained weights needs these priors.

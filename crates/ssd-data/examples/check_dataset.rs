@@ -3,14 +3,14 @@
 //! [--decode]`.
 //!
 //! Every annotation is parsed (opening the dataset), every image's header is read (complete,
-//! and of the annotated size: `VocDataset::check_images`); with `--decode`, every image is also
+//! and of the annotated size: `DetectionDataset::check_images`); with `--decode`, every image is also
 //! decoded in full, on all cores, to compare the cost.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use ssd_core::parallel_map;
-use ssd_data::{ClassList, VocDataset};
+use ssd_data::{ClassList, DetectionDataset};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => ClassList::voc(),
     };
     let start = Instant::now();
-    let voc = VocDataset::open(&roots, set, classes)?;
+    let voc = DetectionDataset::open(&roots, set, classes)?;
     println!(
         "{}\nopened (annotations parsed) in {:.2?}",
         voc.report(),

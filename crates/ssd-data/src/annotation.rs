@@ -14,17 +14,45 @@ use ssd_core::CornerBox;
 
 use crate::{ClassList, DataError};
 
-/// One object of an annotation.
+/// One object of an annotation, read from a VOC or a COCO file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct VocObject {
+pub struct Object {
     /// 1-based class index in the dataset's [`ClassList`].
     pub label: usize,
-    /// Box in 0-based continuous pixel coordinates (VOC value minus 1), clipped to the image.
+    /// Box in continuous pixel coordinates, clipped to the image: VOC values minus 1, COCO's
+    /// `[x, y, x + w, y + h]`.
     pub bbox: CornerBox,
     /// `<difficult>1</difficult>`: ignored by VOC evaluation, optionally dropped in training.
     pub difficult: bool,
     /// `<truncated>1</truncated>`.
     pub truncated: bool,
+    /// COCO's `iscrowd`: a crowd region, never a training target; in evaluation, detections
+    /// matching it are ignored.
+    pub crowd: bool,
+    /// COCO's `area` (the mask's area, which COCO's small/medium/large ranges use), when given.
+    pub area: Option<f64>,
+    /// COCO's `bbox` `[x, y, w, h]` exactly as the file has it (unclipped), for COCO objects.
+    pub coco_box: Option<[f64; 4]>,
+}
+
+impl Object {
+    /// The box in COCO's form `[x, y, w, h]`: the file's own for a COCO object, else from
+    /// [`Object::bbox`].
+    pub fn xywh(&self) -> [f64; 4] {
+        self.coco_box.unwrap_or_else(|| {
+            let b = self.bbox;
+            let [x0, y0, x1, y1] = [b.xmin, b.ymin, b.xmax, b.ymax].map(f64::from);
+            [x0, y0, x1 - x0, y1 - y0]
+        })
+    }
+
+    /// The area the COCO metric uses: the file's `area`, else `w * h`.
+    pub fn coco_area(&self) -> f64 {
+        self.area.unwrap_or_else(|| {
+            let [_, _, w, h] = self.xywh();
+            w * h
+        })
+    }
 }
 
 /// What sanitising one annotation changed.
@@ -54,7 +82,7 @@ pub struct Annotation {
     /// Image height in pixels (`<size><height>`).
     pub height: u32,
     /// The objects that survived sanitising, in file order.
-    pub objects: Vec<VocObject>,
+    pub objects: Vec<Object>,
     /// What sanitising changed.
     pub report: SanitizeReport,
 }
@@ -126,6 +154,23 @@ impl Annotation {
         self.objects.iter().map(|o| o.label).collect()
     }
 
+    /// Image `index`'s ground truth for training: boxes normalised to `[0, 1]` and 1-based
+    /// labels, without crowd regions, and without difficult objects unless `keep_difficult`.
+    pub fn training_targets(&self, keep_difficult: bool) -> (Vec<CornerBox>, Vec<usize>) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        self.objects
+            .iter()
+            .filter(|o| !o.crowd && (keep_difficult || !o.difficult))
+            .map(|o| {
+                let b = o.bbox;
+                (
+                    CornerBox::new(b.xmin / w, b.ymin / h, b.xmax / w, b.ymax / h),
+                    o.label,
+                )
+            })
+            .unzip()
+    }
+
     /// The same annotation without its difficult objects.
     pub fn without_difficult(mut self) -> Self {
         self.objects.retain(|o| !o.difficult);
@@ -134,8 +179,8 @@ impl Annotation {
 }
 
 enum Sanitized {
-    Kept(VocObject),
-    Clipped(VocObject),
+    Kept(Object),
+    Clipped(Object),
     Dropped,
 }
 
@@ -237,7 +282,7 @@ fn parse_object(
     if clipped[2] <= clipped[0] || clipped[3] <= clipped[1] {
         return Ok(Sanitized::Dropped);
     }
-    let object = VocObject {
+    let object = Object {
         label,
         bbox: CornerBox::new(
             clipped[0] as f32,
@@ -247,6 +292,9 @@ fn parse_object(
         ),
         difficult,
         truncated,
+        crowd: false,
+        area: None,
+        coco_box: None,
     };
     if clipped == coords {
         Ok(Sanitized::Kept(object))

@@ -128,7 +128,38 @@ pub enum DataError {
         /// The class name found.
         name: String,
     },
-    /// A class list that is empty, has duplicates, or names with whitespace.
+    /// A JSON file that does not parse into what it should hold (a COCO annotation file).
+    #[error("{}:{line}: {}{message}", path.display(), json_prefix(json_path))]
+    BadJson {
+        /// The file.
+        path: PathBuf,
+        /// Where in the document, `annotations[1523].bbox` (empty at the top level).
+        json_path: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A COCO file that parses but contradicts itself: an annotation whose image or category is
+    /// not in the file, a duplicate id, an image without size.
+    #[error("{}: {json_path}: {reason}", path.display())]
+    InvalidCoco {
+        /// The file.
+        path: PathBuf,
+        /// Where in the document.
+        json_path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset root that is neither VOC nor COCO, or roots of both formats at once.
+    #[error("{}: {reason}", path.display())]
+    UnknownLayout {
+        /// The root.
+        path: PathBuf,
+        /// What was looked for.
+        reason: String,
+    },
+    /// A class list that is empty, has duplicates, or a name that cannot be one.
     #[error("{}: bad class list: {reason}", path.display())]
     BadClassList {
         /// The file (or `<in memory>`).
@@ -153,6 +184,14 @@ impl DataError {
                 source,
             }
         }
+    }
+}
+
+fn json_prefix(json_path: &str) -> String {
+    if json_path.is_empty() {
+        String::new()
+    } else {
+        format!("{json_path}: ")
     }
 }
 

@@ -1,8 +1,11 @@
-//! PASCAL VOC data for SSD: from a VOC folder to training batches.
+//! PASCAL VOC and COCO data for SSD: from a dataset folder or file to training batches.
 //!
-//! - [`VocDataset`]: `ImageSets/Main/<name>.txt` over one or more roots (e.g. VOC2007 and
-//!   VOC2012), every annotation parsed and checked when opened ([`Annotation`]: 1-based VOC pixels
-//!   made 0-based, boxes outside the image clipped or dropped and counted in a [`DatasetReport`]),
+//! - [`DetectionDataset`]: one dataset type for both formats ([`DataLocation`] recognises which):
+//!   `ImageSets/Main/<name>.txt` over one or more VOC roots (e.g. VOC2007 and VOC2012), or one
+//!   or more COCO `instances_<name>.json` files (labels follow the category ids ascending, the
+//!   ids are kept in the [`ClassList`], crowd regions marked); every annotation parsed and
+//!   checked when opened ([`Annotation`]: 1-based VOC pixels made 0-based, COCO `[x, y, w, h]`
+//!   made corners, boxes outside the image clipped or dropped and counted in a [`DatasetReport`]),
 //!   images decoded to RGB with size limits ([`load_rgb`]), a class list ([`ClassList`], the 20
 //!   VOC classes by default or one name per line from a file). Every kind of bad input is a
 //!   distinct [`DataError`] naming the file.
@@ -23,11 +26,11 @@
 //! use std::sync::Arc;
 //! use burn::data::dataloader::batcher::Batcher;
 //! use ssd_core::PriorConfig;
-//! use ssd_data::{Augment, BatchPlan, ClassList, Prefetcher, SsdBatcher, SsdDataset, TargetEncoder, VocDataset};
+//! use ssd_data::{Augment, BatchPlan, ClassList, Prefetcher, SsdBatcher, SsdDataset, TargetEncoder, DetectionDataset};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let roots = ["VOCdevkit/VOC2007".into(), "VOCdevkit/VOC2012".into()];
-//! let voc = Arc::new(VocDataset::open(&roots, "trainval", ClassList::voc())?);
+//! let voc = Arc::new(DetectionDataset::open(&roots, "trainval", ClassList::voc())?);
 //! println!("{}", voc.report());
 //! let encoder = TargetEncoder::new(&PriorConfig::ssd300_voc(), 0.5)?;
 //! let dataset = SsdDataset::train(Arc::clone(&voc), Augment::ssd_train(300), encoder, true, 42);
@@ -48,6 +51,7 @@ mod annotation;
 mod augment;
 mod batches;
 mod classes;
+mod coco;
 mod dataset;
 mod error;
 mod image_io;
@@ -57,14 +61,16 @@ mod rng;
 pub mod synthetic;
 mod targets;
 
-pub use annotation::{Annotation, SanitizeReport, VocObject};
+pub use annotation::{Annotation, Object, SanitizeReport};
 pub use augment::{
     Augment, Augmented, CropSampler, Expand, GeometryPlan, Photometric, PhotometricPlan,
     VOC_MEAN_RGB, flip_box,
 };
 pub use batches::{BatchPlan, Prefetcher};
-pub use classes::{ClassList, VOC_CLASSES};
-pub use dataset::{DatasetReport, VocDataset, VocImage};
+pub use classes::{COCO_CATEGORIES, ClassList, VOC_CLASSES};
+pub use dataset::{
+    DataLocation, DatasetFormat, DatasetReport, DetectionDataset, ImageEntry, LoadedImage,
+};
 pub use error::DataError;
 pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, image_header, load_rgb};
 pub use image_set::{ImageRef, ImageSet};

@@ -13,7 +13,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::{Augment, DataError, SampleRng, TargetEncoder, VocDataset};
+use crate::{Augment, DataError, DetectionDataset, SampleRng, TargetEncoder};
 
 /// Training targets of one sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub struct ItemTargets {
 /// One transformed sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SsdItem {
-    /// Index in the [`VocDataset`].
+    /// Index in the [`DetectionDataset`].
     pub index: usize,
     /// Image id.
     pub image_id: String,
@@ -42,7 +42,7 @@ pub struct SsdItem {
 }
 
 struct Inner {
-    voc: Arc<VocDataset>,
+    voc: Arc<DetectionDataset>,
     augment: Augment,
     encoder: Option<TargetEncoder>,
     keep_difficult: bool,
@@ -50,7 +50,7 @@ struct Inner {
     epoch: AtomicU64,
 }
 
-/// A [`VocDataset`] seen through a transform, as Burn items. Cheap to clone (shared state).
+/// A [`DetectionDataset`] seen through a transform, as Burn items. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct SsdDataset {
     inner: Arc<Inner>,
@@ -73,7 +73,7 @@ impl SsdDataset {
     /// Training items: `augment` (normally [`Augment::ssd_train`]) and targets from `encoder`;
     /// difficult objects are dropped unless `keep_difficult` (the Caffe recipe keeps them).
     pub fn train(
-        voc: Arc<VocDataset>,
+        voc: Arc<DetectionDataset>,
         augment: Augment,
         encoder: TargetEncoder,
         keep_difficult: bool,
@@ -83,12 +83,12 @@ impl SsdDataset {
     }
 
     /// Evaluation items: resize and mean only, no targets.
-    pub fn eval(voc: Arc<VocDataset>, size: u32) -> Self {
+    pub fn eval(voc: Arc<DetectionDataset>, size: u32) -> Self {
         Self::new(voc, Augment::eval(size), None, true, 0)
     }
 
     fn new(
-        voc: Arc<VocDataset>,
+        voc: Arc<DetectionDataset>,
         augment: Augment,
         encoder: Option<TargetEncoder>,
         keep_difficult: bool,
@@ -107,7 +107,7 @@ impl SsdDataset {
     }
 
     /// The underlying VOC dataset.
-    pub fn voc(&self) -> &Arc<VocDataset> {
+    pub fn voc(&self) -> &Arc<DetectionDataset> {
         &self.inner.voc
     }
 

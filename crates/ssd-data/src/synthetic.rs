@@ -2,7 +2,7 @@
 //!
 //! [`write_synthetic`] writes a complete VOC root (`JPEGImages/`, `Annotations/`,
 //! `ImageSets/Main/trainval.txt` and `test.txt`, and `classes.txt` with one class per line) that
-//! [`VocDataset`](crate::VocDataset) reads like any other. Tests, benches and the quickstart use
+//! [`DetectionDataset`](crate::DetectionDataset) reads like any other. Tests, benches and the quickstart use
 //! it, so it is seeded and deterministic: the same config writes the same bytes.
 //!
 //! Each image has 1-6 objects (by default) of the classes in [`SYNTHETIC_CLASSES`], with sizes

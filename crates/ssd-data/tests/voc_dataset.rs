@@ -7,8 +7,8 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::Device;
 use ssd_core::PriorConfig;
 use ssd_data::{
-    Augment, BatchPlan, ClassList, DataError, Prefetcher, SYNTHETIC_CLASSES, SsdBatcher,
-    SsdDataset, SyntheticConfig, TargetEncoder, VocDataset, write_synthetic,
+    Augment, BatchPlan, ClassList, DataError, DetectionDataset, Prefetcher, SYNTHETIC_CLASSES,
+    SsdBatcher, SsdDataset, SyntheticConfig, TargetEncoder, write_synthetic,
 };
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -53,9 +53,9 @@ fn synthetic_data_reads_back_as_voc_and_is_deterministic() {
         SYNTHETIC_CLASSES.map(String::from).as_slice()
     );
 
-    let train = VocDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
+    let train = DetectionDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
         .expect("trainval");
-    let test = VocDataset::open(std::slice::from_ref(&root), "test", classes).expect("test");
+    let test = DetectionDataset::open(std::slice::from_ref(&root), "test", classes).expect("test");
     assert_eq!((train.len(), test.len()), (12, 4));
     let report = train.report();
     assert_eq!(report.dropped, 0);
@@ -95,7 +95,8 @@ fn a_variety_of_objects_is_written() {
         "{summary:?}"
     );
     let classes = ClassList::from_file(&summary.class_file).expect("classes");
-    let voc = VocDataset::open(std::slice::from_ref(&root), "trainval", classes).expect("open");
+    let voc =
+        DetectionDataset::open(std::slice::from_ref(&root), "trainval", classes).expect("open");
     let mut per_class = [0usize; 5];
     let mut per_image = std::collections::BTreeSet::new();
     let mut smallest = f32::MAX;
@@ -122,7 +123,7 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
     let classes = ClassList::from_file(&summary.class_file).expect("classes");
 
     std::fs::remove_file(root.join("JPEGImages/000002.jpg")).expect("remove");
-    let err = VocDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
+    let err = DetectionDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
         .expect_err("must fail");
     assert!(
         matches!(&err, DataError::MissingImage { path } if path.ends_with("000002.jpg")),
@@ -130,7 +131,7 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
     );
 
     std::fs::remove_file(root.join("Annotations/000001.xml")).expect("remove");
-    let err = VocDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
+    let err = DetectionDataset::open(std::slice::from_ref(&root), "trainval", classes.clone())
         .expect_err("must fail");
     assert!(
         matches!(&err, DataError::MissingAnnotation { path } if path.ends_with("000001.xml")),
@@ -138,7 +139,8 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
     );
 
     // The test split is intact; shrink one image so it disagrees with its annotation.
-    let test = VocDataset::open(std::slice::from_ref(&root), "test", classes).expect("test split");
+    let test =
+        DetectionDataset::open(std::slice::from_ref(&root), "test", classes).expect("test split");
     test.check_images().expect("intact images pass the check");
     let path = test.image_path(0);
     image::RgbImage::new(10, 10).save(&path).expect("save");
@@ -193,8 +195,8 @@ fn a_decompression_bomb_is_refused_by_the_start_up_check() {
     let root = temp_dir("bomb");
     let summary = write_synthetic(&root, &small_config(9)).expect("write");
     let classes = ClassList::from_file(&summary.class_file).expect("classes");
-    let test =
-        VocDataset::open(std::slice::from_ref(&root), "test", classes.clone()).expect("test split");
+    let test = DetectionDataset::open(std::slice::from_ref(&root), "test", classes.clone())
+        .expect("test split");
     let id = test.image_id(0).to_owned();
     let side: u32 = 100_000;
     let mut png = Vec::new();
@@ -222,7 +224,8 @@ fn a_decompression_bomb_is_refused_by_the_start_up_check() {
             &format!("<height>{side}</height>"),
         );
     std::fs::write(&xml, text).expect("write annotation");
-    let test = VocDataset::open(std::slice::from_ref(&root), "test", classes).expect("reopen");
+    let test =
+        DetectionDataset::open(std::slice::from_ref(&root), "test", classes).expect("reopen");
     assert_eq!(
         test.annotation(0).width,
         side,
@@ -241,8 +244,9 @@ fn the_prefetcher_gives_batches_of_the_right_shapes_with_positives() {
     let root = temp_dir("loader");
     let summary = write_synthetic(&root, &small_config(7)).expect("write");
     let classes = ClassList::from_file(&summary.class_file).expect("classes");
-    let voc =
-        Arc::new(VocDataset::open(std::slice::from_ref(&root), "trainval", classes).expect("open"));
+    let voc = Arc::new(
+        DetectionDataset::open(std::slice::from_ref(&root), "trainval", classes).expect("open"),
+    );
     let priors = small_priors();
     let encoder = TargetEncoder::new(&priors, 0.5).expect("priors");
     let p = encoder.num_priors();

@@ -72,6 +72,20 @@ pub enum EvalError {
         /// A file whose name matches but for letter case.
         other_case: Option<String>,
     },
+    /// The COCO engine refused its input (a category listed twice, a non-finite box).
+    #[error("COCO evaluation: {0}")]
+    Coco(String),
+    /// A COCO results file that does not parse, or names an image or category the ground truth
+    /// lacks.
+    #[error("{}: {}{message}", path.display(), if json_path.is_empty() { String::new() } else { format!("{json_path}: ") })]
+    BadCocoResults {
+        /// The file.
+        path: PathBuf,
+        /// Where in the document (`[12].bbox`).
+        json_path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An image id that appears twice in the ground truth (an image set listing it twice, or the
     /// same root given twice).
     #[error("image {0:?} appears twice in the image set (or its root was given twice)")]

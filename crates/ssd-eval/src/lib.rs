@@ -1,4 +1,6 @@
-//! PASCAL VOC detection metrics exactly as the devkit computes them.
+//! Detection metrics: PASCAL VOC AP exactly as the devkit computes it, and COCO's AP/AR exactly
+//! as pycocotools computes them ([`CocoEvaluator`], on the `hotcoco` engine); [`Metric`] picks one
+//! and [`Report`] holds either result.
 //!
 //! - [`VocEvaluator`]: ground truth of an image set (image ids and objects; boxes in the
 //!   program's 0-based pixels become the devkit's with [`devkit_box`]), detections added image
@@ -32,16 +34,23 @@
 //! ```
 
 mod ap;
+mod coco;
 mod error;
 mod evaluator;
+mod metric;
 mod results;
 
 pub use ap::{ApMetric, area_ap, average_precision, voc07_ap};
+pub use coco::{
+    COCO_STATS, CocoClass, CocoDetection, CocoEvaluation, CocoEvaluator, CocoImage, CocoObject,
+    read_coco_results, write_coco_results,
+};
 pub use error::EvalError;
 pub use evaluator::{
     ClassEvaluation, Detection, EvalConfig, Evaluation, GroundTruthObject, IouRule, PixelBox,
     VocEvaluator, devkit_box, devkit_iou,
 };
+pub use metric::{Metric, Report};
 pub use results::{
     DEFAULT_COMPETITION, MissingClass, find_results_files, read_results, results_file_name,
     write_results,

@@ -18,6 +18,8 @@ use crate::{ModelError, Ssd, SsdConfig, checkpoint_metadata};
 pub const META_CONFIG: &str = "ssd.config";
 /// Metadata key of the class names (JSON array, background excluded).
 pub const META_CLASSES: &str = "ssd.classes";
+/// Metadata key of the dataset's category id of each class (JSON array; COCO-trained models).
+pub const META_CATEGORY_IDS: &str = "ssd.category_ids";
 /// Metadata key of the training iteration the weights are from.
 pub const META_ITERATION: &str = "ssd.iteration";
 /// File name of the model inside a training checkpoint folder.
@@ -47,6 +49,12 @@ impl CheckpointInfo {
             META_CLASSES.to_owned(),
             serde_json::to_string(self.classes.names()).unwrap_or_default(),
         );
+        if let Some(ids) = self.classes.category_ids() {
+            meta.insert(
+                META_CATEGORY_IDS.to_owned(),
+                serde_json::to_string(ids).unwrap_or_default(),
+            );
+        }
         if let Some(iteration) = self.iteration {
             meta.insert(META_ITERATION.to_owned(), iteration.to_string());
         }
@@ -75,7 +83,14 @@ impl CheckpointInfo {
             .map_err(|e| bad(META_CONFIG, e.to_string()))?;
         let names: Vec<String> = serde_json::from_str(entry(META_CLASSES)?)
             .map_err(|e| bad(META_CLASSES, e.to_string()))?;
-        let classes = ClassList::new(names).map_err(|e| bad(META_CLASSES, e.to_string()))?;
+        let mut classes = ClassList::new(names).map_err(|e| bad(META_CLASSES, e.to_string()))?;
+        if let Some(text) = meta.get(META_CATEGORY_IDS) {
+            let ids: Vec<u64> =
+                serde_json::from_str(text).map_err(|e| bad(META_CATEGORY_IDS, e.to_string()))?;
+            classes = classes
+                .with_category_ids(ids)
+                .map_err(|e| bad(META_CATEGORY_IDS, e.to_string()))?;
+        }
         let iteration = meta
             .get(META_ITERATION)
             .map(|v| v.parse::<u64>())

@@ -162,6 +162,24 @@ impl SsdConfig {
         )
     }
 
+    /// SSD300 for COCO: [`SsdConfig::ssd300`] with the COCO prior sizes
+    /// ([`PriorConfig::ssd300_coco`]); 81 classes for COCO itself.
+    pub fn ssd300_coco(num_classes: usize) -> Self {
+        Self {
+            priors: PriorConfig::ssd300_coco(),
+            ..Self::ssd300(num_classes)
+        }
+    }
+
+    /// SSD512 for COCO: [`SsdConfig::ssd512`] with the COCO prior sizes
+    /// ([`PriorConfig::ssd512_coco`]).
+    pub fn ssd512_coco(num_classes: usize) -> Self {
+        Self {
+            priors: PriorConfig::ssd512_coco(),
+            ..Self::ssd512(num_classes)
+        }
+    }
+
     /// A small CPU-friendly SSD for the quickstart and tests, trained from scratch: a narrow VGG
     /// with batch norm (one conv in each of the first two blocks, widths 16 to 128), 128-pixel
     /// input and five levels (16, 8, 4, 2, 1) of its own priors (1,524 in all). About a third of
@@ -318,12 +336,15 @@ impl SsdConfig {
         Ok(())
     }
 
-    /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `small`) or a JSON file
+    /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `ssd300-coco`,
+    /// `ssd512-coco`, `small`) or a JSON file
     /// of `SsdConfig` (`*.json`), with `num_classes` classes (background included), validated.
     pub fn named(name: &str, num_classes: usize) -> Result<Self, ModelError> {
         let mut config = match name {
             "ssd300" => Self::ssd300(num_classes),
             "ssd512" => Self::ssd512(num_classes),
+            "ssd300-coco" => Self::ssd300_coco(num_classes),
+            "ssd512-coco" => Self::ssd512_coco(num_classes),
             "small" => Self::small(num_classes),
             file if file.ends_with(".json") => {
                 let weights_error = |message: String| ModelError::Weights {

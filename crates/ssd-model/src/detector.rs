@@ -104,6 +104,10 @@ impl Detector {
             let classes = match classes {
                 Some(c) => c,
                 None if config.num_classes == 21 => ClassList::voc(),
+                // lufficc/SSD's COCO models: the 80 categories in id order.
+                None if config.num_classes == 81 => ClassList::coco(),
+                // torchvision's COCO models: outputs indexed by category id, unused ids included.
+                None if config.num_classes == 91 => ssd_data::ClassList::coco_by_id(),
                 None => {
                     return Err(ModelError::ClassCount {
                         path: file,

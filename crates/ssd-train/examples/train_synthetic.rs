@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+use ssd_data::{ClassList, DetectionDataset, SyntheticConfig, write_synthetic};
 use ssd_model::{Detector, SsdConfig};
 use ssd_train::{EvalOptions, Quiet, TrainConfig, TrainSettings, Trainer, evaluate};
 
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
     let detector = Detector::load(&outcome.model, &device)?;
-    let test = Arc::new(VocDataset::open(&[data], "test", classes)?);
+    let test = Arc::new(DetectionDataset::open(&[data], "test", classes)?);
     let report = evaluate(
         &detector,
         &test,
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{}", report.table());
     println!(
         "VOC07 mAP {:.4} after {iterations} iterations",
-        report.map.unwrap_or(0.0)
+        report.headline().unwrap_or(0.0)
     );
     Ok(())
 }

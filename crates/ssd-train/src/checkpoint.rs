@@ -35,6 +35,9 @@ pub struct TrainState {
     pub model: SsdConfig,
     /// Class names.
     pub classes: Vec<String>,
+    /// The dataset's category id of each class (COCO), when it numbers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_ids: Option<Vec<u64>>,
 }
 
 /// Keys that `train.json` files of earlier versions kept in `config` and that now live elsewhere:

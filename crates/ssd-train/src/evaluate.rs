@@ -1,15 +1,21 @@
-//! Evaluation of a detector on a VOC image set: detection over every image (loaded and resized
-//! by worker threads, batched on the device), then the devkit's mAP.
+//! Evaluation of a detector on a dataset of either format: detection over every image (loaded
+//! and resized by worker threads, batched on the device) into [`DatasetDetections`], then any
+//! metric over them ([`Metric`]: the devkit's VOC AP or COCO's), and results files in either
+//! format.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use ssd_data::{BatchPlan, Prefetcher, SsdBatcher, SsdDataset, VocDataset};
-use ssd_eval::{Detection, EvalConfig, Evaluation, GroundTruthObject, VocEvaluator, devkit_box};
+use ssd_data::{BatchPlan, DetectionDataset, Prefetcher, SsdBatcher, SsdDataset};
+pub use ssd_eval::Metric;
+use ssd_eval::{
+    CocoDetection, CocoEvaluator, CocoImage, CocoObject, Detection, GroundTruthObject,
+    MissingClass, PixelBox, Report, VocEvaluator, devkit_box,
+};
 use ssd_model::Detector;
 
 use crate::TrainError;
-
 /// How to run the detection pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvalOptions {
@@ -37,83 +43,328 @@ impl Default for EvalOptions {
     }
 }
 
-/// An evaluator holding `voc`'s ground truth (class list, difficult flags, boxes in the devkit's
-/// pixels) and no detections yet. An image id listed twice is an error (its objects would count
-/// twice).
-pub fn voc_evaluator(voc: &VocDataset) -> Result<VocEvaluator, TrainError> {
-    let images = (0..voc.len())
+/// One detection of a [`DatasetDetections`], with its box in both conventions, each exactly as
+/// its source gave it: the devkit's 1-based pixels and COCO's `[x, y, w, h]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredBox {
+    /// 1-based class label of the dataset's class list.
+    pub label: usize,
+    /// Confidence.
+    pub score: f64,
+    /// The devkit's box (1-based pixels).
+    pub devkit: PixelBox,
+    /// COCO's `[x, y, w, h]` (0-based pixels).
+    pub xywh: [f64; 4],
+}
+
+impl ScoredBox {
+    /// A detection of the network: a corner box in 0-based continuous pixels.
+    pub fn from_corners(label: usize, score: f64, corners: [f32; 4]) -> Self {
+        let [x0, y0, x1, y1] = corners.map(f64::from);
+        Self {
+            label,
+            score,
+            devkit: devkit_box(corners),
+            xywh: [x0, y0, x1 - x0, y1 - y0],
+        }
+    }
+
+    /// A line of a devkit results file.
+    pub fn from_devkit(label: usize, score: f64, devkit: PixelBox) -> Self {
+        let [x0, y0, x1, y1] = devkit;
+        Self {
+            label,
+            score,
+            devkit,
+            xywh: [x0 - 1.0, y0 - 1.0, x1 - x0, y1 - y0],
+        }
+    }
+
+    /// An entry of a COCO results file.
+    pub fn from_xywh(label: usize, score: f64, xywh: [f64; 4]) -> Self {
+        let [x, y, w, h] = xywh;
+        Self {
+            label,
+            score,
+            devkit: [x + 1.0, y + 1.0, x + w + 1.0, y + h + 1.0],
+            xywh,
+        }
+    }
+}
+
+/// The detections of a dataset's images (from a detector, or from results files of either
+/// format), ready for any [`Metric`].
+#[derive(Debug, Clone)]
+pub struct DatasetDetections {
+    dataset: Arc<DetectionDataset>,
+    detections: Vec<Vec<ScoredBox>>,
+    /// COCO image id -> index.
+    coco_index: std::collections::HashMap<u64, usize>,
+}
+
+impl DatasetDetections {
+    /// No detections yet for `dataset`'s images.
+    pub fn new(dataset: Arc<DetectionDataset>) -> Self {
+        let coco_index = (0..dataset.len())
+            .map(|i| (coco_image_id(&dataset, i), i))
+            .collect();
+        Self {
+            detections: vec![Vec::new(); dataset.len()],
+            dataset,
+            coco_index,
+        }
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &Arc<DetectionDataset> {
+        &self.dataset
+    }
+
+    /// Adds detections to image `index`.
+    pub fn add(&mut self, index: usize, boxes: &[ScoredBox]) {
+        if let Some(slot) = self.detections.get_mut(index) {
+            slot.extend_from_slice(boxes);
+        }
+    }
+
+    /// Image `index`'s detections.
+    pub fn image(&self, index: usize) -> &[ScoredBox] {
+        self.detections.get(index).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of detections in all.
+    pub fn num_detections(&self) -> usize {
+        self.detections.iter().map(Vec::len).sum()
+    }
+
+    /// The VOC evaluator: the dataset's ground truth (crowd regions as difficult: ignored) and
+    /// the detections. An image id listed twice is an error (its objects would count twice).
+    pub fn voc_evaluator(&self) -> Result<VocEvaluator, TrainError> {
+        let mut evaluator = voc_ground_truth(&self.dataset)?;
+        for (i, dets) in self.detections.iter().enumerate() {
+            let dets: Vec<Detection> = dets
+                .iter()
+                .map(|d| Detection {
+                    label: d.label,
+                    score: d.score,
+                    bbox: d.devkit,
+                })
+                .collect();
+            evaluator.add(self.dataset.image_id(i), &dets)?;
+        }
+        Ok(evaluator)
+    }
+
+    /// The COCO evaluator: the dataset's categories and ground truth (VOC difficult objects as
+    /// crowd regions: ignored) and the detections of classes that have a category in the
+    /// dataset (a model's class the file lacks has none: its detections are left out).
+    pub fn coco_evaluator(&self) -> Result<CocoEvaluator, TrainError> {
+        let d = &self.dataset;
+        let images = (0..d.len())
+            .map(|i| {
+                let a = d.annotation(i);
+                let objects = a
+                    .objects
+                    .iter()
+                    .filter_map(|o| {
+                        Some(CocoObject {
+                            category_id: d.category_of_label(o.label)?,
+                            bbox: o.xywh(),
+                            area: o.coco_area(),
+                            crowd: o.crowd || o.difficult,
+                        })
+                    })
+                    .collect();
+                let image = CocoImage {
+                    id: coco_image_id(d, i),
+                    width: a.width,
+                    height: a.height,
+                };
+                (image, objects)
+            })
+            .collect();
+        let mut evaluator = CocoEvaluator::new(d.categories().to_vec(), images)?;
+        evaluator.add(&self.coco_results())?;
+        Ok(evaluator)
+    }
+
+    /// The detections in COCO's results form, image by image, with the dataset's own category
+    /// ids (detections of a class without one are left out).
+    pub fn coco_results(&self) -> Vec<CocoDetection> {
+        let d = &self.dataset;
+        self.detections
+            .iter()
+            .enumerate()
+            .flat_map(|(i, dets)| {
+                let image_id = coco_image_id(d, i);
+                dets.iter().filter_map(move |b| {
+                    Some(CocoDetection {
+                        image_id,
+                        category_id: d.category_of_label(b.label)?,
+                        bbox: b.xywh,
+                        score: b.score,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Evaluates the detections with `metric`.
+    pub fn evaluate(&self, metric: &Metric) -> Result<Report, TrainError> {
+        Ok(match metric {
+            Metric::Voc(config) => Report::Voc(self.voc_evaluator()?.evaluate(config)?),
+            Metric::Coco => Report::Coco(self.coco_evaluator()?.evaluate()?),
+        })
+    }
+
+    /// Reads devkit results files `<comp>_det_<set>_<class>.txt` from `folder` (see
+    /// [`ssd_eval::read_results`]); returns the detections and how many lines were read.
+    pub fn read_voc_results(
+        dataset: Arc<DetectionDataset>,
+        folder: &Path,
+        missing: MissingClass,
+    ) -> Result<(Self, usize), TrainError> {
+        let mut evaluator = voc_ground_truth(&dataset)?;
+        let count = ssd_eval::read_results(&mut evaluator, folder, dataset.name(), missing)?;
+        let mut out = Self::new(dataset);
+        let index: std::collections::HashMap<String, usize> = (0..out.dataset.len())
+            .map(|i| (out.dataset.image_id(i).to_owned(), i))
+            .collect();
+        for label in 1..=out.dataset.classes().len() {
+            for (id, score, b) in evaluator.class_detections(label) {
+                if let Some(&i) = index.get(id) {
+                    out.detections[i].push(ScoredBox::from_devkit(label, score, b));
+                }
+            }
+        }
+        Ok((out, count))
+    }
+
+    /// Reads a COCO results file (`[{"image_id", "category_id", "bbox", "score"}]`, as any tool
+    /// writes it). An image or category the dataset lacks is an error naming the entry.
+    pub fn read_coco_results(
+        dataset: Arc<DetectionDataset>,
+        file: &Path,
+    ) -> Result<(Self, usize), TrainError> {
+        let entries = ssd_eval::read_coco_results(file)?;
+        let mut out = Self::new(dataset);
+        let labels: std::collections::HashMap<u64, usize> = (1..=out.dataset.classes().len())
+            .filter_map(|l| Some((out.dataset.category_of_label(l)?, l)))
+            .collect();
+        for (n, e) in entries.iter().enumerate() {
+            let bad = |json_path: String, message: String| ssd_eval::EvalError::BadCocoResults {
+                path: file.to_owned(),
+                json_path,
+                message,
+            };
+            let Some(&i) = out.coco_index.get(&e.image_id) else {
+                return Err(bad(
+                    format!("[{n}].image_id"),
+                    format!("image {} is not in the dataset", e.image_id),
+                )
+                .into());
+            };
+            let Some(&label) = labels.get(&e.category_id) else {
+                return Err(bad(
+                    format!("[{n}].category_id"),
+                    format!("category {} is not in the dataset", e.category_id),
+                )
+                .into());
+            };
+            if !e.score.is_finite() || !e.bbox.iter().all(|v| v.is_finite()) {
+                return Err(
+                    bad(format!("[{n}]"), "a score or box that is not finite".into()).into(),
+                );
+            }
+            out.detections[i].push(ScoredBox::from_xywh(label, e.score, e.bbox));
+        }
+        Ok((out, entries.len()))
+    }
+}
+
+/// Image `index`'s COCO id: the file's own, or for VOC its position plus one.
+fn coco_image_id(dataset: &DetectionDataset, index: usize) -> u64 {
+    dataset
+        .image_entry(index)
+        .coco_id
+        .unwrap_or(index as u64 + 1)
+}
+
+/// A VOC evaluator holding `dataset`'s ground truth (class list, difficult flags and crowd
+/// regions as difficult, boxes in the devkit's pixels) and no detections yet.
+pub fn voc_ground_truth(dataset: &DetectionDataset) -> Result<VocEvaluator, TrainError> {
+    let images = (0..dataset.len())
         .map(|i| {
-            let objects = voc
+            let objects = dataset
                 .annotation(i)
                 .objects
                 .iter()
                 .map(|o| GroundTruthObject {
                     label: o.label,
                     bbox: devkit_box([o.bbox.xmin, o.bbox.ymin, o.bbox.xmax, o.bbox.ymax]),
-                    difficult: o.difficult,
+                    difficult: o.difficult || o.crowd,
                 })
                 .collect();
-            (voc.image_id(i).to_owned(), objects)
+            (dataset.image_id(i).to_owned(), objects)
         })
         .collect();
-    Ok(VocEvaluator::new(voc.classes().names().to_vec(), images)?)
+    Ok(VocEvaluator::new(
+        dataset.classes().names().to_vec(),
+        images,
+    )?)
 }
 
-/// Runs `detector` over every image of `voc` (with its post-processing settings) and returns an
-/// evaluator holding the ground truth and the detections. `progress` is called with the number
-/// of images done after each batch. Options or post-processing thresholds out of range are an
-/// error before anything runs.
+/// Runs `detector` over every image of `dataset` (with its post-processing settings) and returns
+/// the detections. `progress` is called with the number of images done after each batch.
+/// Options or post-processing thresholds out of range are an error before anything runs.
 pub fn detect_dataset(
     detector: &Detector,
-    voc: &Arc<VocDataset>,
+    dataset: &Arc<DetectionDataset>,
     options: &EvalOptions,
     mut progress: impl FnMut(usize),
-) -> Result<VocEvaluator, TrainError> {
+) -> Result<DatasetDetections, TrainError> {
     options.validate()?;
     detector
         .post_process()
         .validate()
         .map_err(ssd_model::ModelError::from)?;
-    let dataset = SsdDataset::eval(Arc::clone(voc), detector.config().input_size() as u32);
+    let items = SsdDataset::eval(Arc::clone(dataset), detector.config().input_size() as u32);
     let plan = BatchPlan {
-        len: voc.len(),
+        len: dataset.len(),
         batch_size: options.batch_size,
         shuffle: None,
         keep_partial: true,
     };
     let batches = plan.batches_per_epoch();
-    let mut evaluator = voc_evaluator(voc)?;
+    let mut out = DatasetDetections::new(Arc::clone(dataset));
     let mut done = 0;
-    for next in Prefetcher::new(dataset, plan, 0, batches, options.workers) {
+    for next in Prefetcher::new(items, plan, 0, batches, options.workers) {
         let (_, _, items) = next?;
         let batch = SsdBatcher.batch(items, detector.device());
         let found = detector.detect_tensor(batch.images, &batch.original_sizes)?;
-        for (id, dets) in batch.image_ids.iter().zip(found) {
-            let dets: Vec<Detection> = dets
+        for (index, dets) in batch.indices.iter().zip(found) {
+            let boxes: Vec<ScoredBox> = dets
                 .iter()
-                .map(|d| Detection {
-                    label: d.label,
-                    score: f64::from(d.score),
-                    bbox: devkit_box(d.bbox),
-                })
+                .map(|d| ScoredBox::from_corners(d.label, f64::from(d.score), d.bbox))
                 .collect();
-            evaluator.add(id, &dets)?;
+            out.add(*index, &boxes);
         }
-        done += batch.image_ids.len();
+        done += batch.indices.len();
         progress(done);
     }
-    Ok(evaluator)
+    Ok(out)
 }
 
-/// The VOC report of `detector` on `voc`: [`detect_dataset`], then the evaluation with `config`
-/// (the paper's: VOC07 11-point AP at IoU 0.5).
+/// The report of `detector` on `dataset` with `metric`: [`detect_dataset`], then the evaluation.
+/// The metric's settings are checked before the detection pass.
 pub fn evaluate(
     detector: &Detector,
-    voc: &Arc<VocDataset>,
+    dataset: &Arc<DetectionDataset>,
     options: &EvalOptions,
-    config: &EvalConfig,
-) -> Result<Evaluation, TrainError> {
-    // Checked before the detection pass, not after it.
-    config.validate().map_err(ssd_eval::EvalError::from)?;
-    Ok(detect_dataset(detector, voc, options, |_| {})?.evaluate(config)?)
+    metric: &Metric,
+) -> Result<Report, TrainError> {
+    if let Metric::Voc(config) = metric {
+        config.validate().map_err(ssd_eval::EvalError::from)?;
+    }
+    detect_dataset(detector, dataset, options, |_| {})?.evaluate(metric)
 }

@@ -14,7 +14,9 @@
 //!   in between give the weights of `2N`. A loss, gradient norm or weight that stops being a
 //!   number ends the run before anything bad is written, naming the last good checkpoint.
 //! - [`LossLog`]: the loss CSV of a run, one row per iteration, continued by a resumed run.
-//! - [`evaluate`] / [`detect_dataset`]: VOC mAP of an `ssd_model::Detector` on a VOC image set.
+//! - [`evaluate`] / [`detect_dataset`]: an `ssd_model::Detector` over a dataset of either format
+//!   ([`DatasetDetections`]), scored with any [`Metric`] (VOC07/area AP, COCO AP) and written as
+//!   devkit or COCO results files.
 //!
 //! This crate prints nothing, installs no signal handler and never exits the process: progress,
 //! logs and Ctrl-C belong to the observer.
@@ -24,7 +26,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ssd_data::{ClassList, SyntheticConfig, VocDataset, write_synthetic};
+//! use ssd_data::{ClassList, SyntheticConfig, DetectionDataset, write_synthetic};
 //! use ssd_model::{Detector, SsdConfig};
 //! use ssd_train::{EvalOptions, Quiet, TrainConfig, TrainSettings, Trainer, evaluate};
 //!
@@ -54,7 +56,7 @@
 //! };
 //! let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
 //! let detector = Detector::load(&outcome.model, &device)?;
-//! let test = Arc::new(VocDataset::open(&[data], "test", classes)?);
+//! let test = Arc::new(DetectionDataset::open(&[data], "test", classes)?);
 //! let report = evaluate(&detector, &test, &EvalOptions::default(), &Default::default())?;
 //! println!("{}", report.table());
 //! # Ok(())
@@ -72,7 +74,9 @@ mod trainer;
 
 pub use checkpoint::{TrainState, read_state};
 pub use error::TrainError;
-pub use evaluate::{EvalOptions, detect_dataset, evaluate, voc_evaluator};
+pub use evaluate::{
+    DatasetDetections, EvalOptions, Metric, ScoredBox, detect_dataset, evaluate, voc_ground_truth,
+};
 pub use loss_log::{LossLog, LossPoint};
 pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule};
 pub use settings::{TrainConfig, TrainSettings};

@@ -18,10 +18,16 @@ use crate::TrainError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// VOC roots (`VOC2007`, `VOC2012`).
+    /// Dataset roots: VOC roots (`VOC2007`, `VOC2012`), COCO roots (holding
+    /// `annotations/instances_<datanames>.json`) or COCO `.json` files (see
+    /// `ssd_data::DataLocation`).
     pub dataroot: Vec<PathBuf>,
-    /// Image set (`ImageSets/Main/<name>.txt`).
+    /// Image set (VOC `ImageSets/Main/<name>.txt`) or COCO annotation set
+    /// (`instances_<name>.json`).
     pub datanames: String,
+    /// The folder of a COCO file's images, when they are not where the layout puts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<PathBuf>,
     /// Drop difficult objects from the training targets.
     pub discard_difficult: bool,
     /// The SSD augmentation (else resize only).
@@ -78,11 +84,38 @@ pub struct TrainConfig {
     pub results: PathBuf,
 }
 
+impl TrainConfig {
+    /// The default recipe of a model preset: the paper's VOC recipe ([`TrainConfig::default`]),
+    /// and for `ssd300-coco` / `ssd512-coco` lufficc/SSD's COCO schedules
+    /// (`vgg_ssd300_coco_trainval35k.yaml`: batch 32, 400k iterations, x0.1 at 280k and 360k;
+    /// `vgg_ssd512_coco_trainval35k.yaml`: batch 24, 520k iterations, x0.1 at 360k and 480k;
+    /// lr 1e-3 for both).
+    pub fn for_preset(model: &str) -> Self {
+        let base = Self::default();
+        match model {
+            "ssd300-coco" => Self {
+                batch_size: 32,
+                iterations: 400_000,
+                lr_decay: vec![280_000, 360_000],
+                ..base
+            },
+            "ssd512-coco" => Self {
+                batch_size: 24,
+                iterations: 520_000,
+                lr_decay: vec![360_000, 480_000],
+                ..base
+            },
+            _ => base,
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             dataroot: Vec::new(),
             datanames: "trainval".to_owned(),
+            images: None,
             discard_difficult: false,
             use_augment: true,
             expand_ratio: 4.0,
@@ -146,7 +179,7 @@ impl TrainConfig {
         if self.dataroot.is_empty() {
             return Err(TrainError::setting(
                 "dataroot",
-                "is required (one or more VOC roots, comma-separated)",
+                "is required (one or more VOC or COCO roots, comma-separated)",
             ));
         }
         if self.batch_size == 0 {

@@ -9,8 +9,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
 use ssd_data::{
-    Augment, BatchPlan, DatasetReport, Prefetcher, SsdBatch, SsdBatcher, SsdDataset, SsdItem,
-    TargetEncoder, VocDataset,
+    Augment, BatchPlan, DataLocation, DatasetReport, DetectionDataset, Prefetcher, SsdBatch,
+    SsdBatcher, SsdDataset, SsdItem, TargetEncoder,
 };
 use ssd_model::{CheckpointInfo, LoadMode, LoadReport, MODEL_FILE, MultiBoxLoss, Ssd};
 
@@ -125,7 +125,7 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     criterion: MultiBoxLoss,
     batches: Prefetcher,
-    voc: Arc<VocDataset>,
+    voc: Arc<DetectionDataset>,
     start: Start,
     first: u64,
     done: u64,
@@ -201,11 +201,14 @@ impl Trainer {
                 message: "the checkpoint's network differs from the one asked for".to_owned(),
             });
         }
-        let voc = Arc::new(VocDataset::open(
-            &config.dataroot,
-            &config.datanames,
-            classes.clone(),
-        )?);
+        let location = DataLocation {
+            roots: config.dataroot.clone(),
+            name: config.datanames.clone(),
+            images: config.images.clone(),
+        };
+        let voc = Arc::new(
+            DetectionDataset::open_at(&location, Some(classes.clone()), true)?.for_training(),
+        );
         if voc.is_empty() {
             return Err(TrainError::EmptyImageSet(config.datanames.clone()));
         }
@@ -248,6 +251,7 @@ impl Trainer {
                 config: config.clone(),
                 model: model_cfg,
                 classes: classes.names().to_vec(),
+                category_ids: classes.category_ids().map(<[u64]>::to_vec),
             },
             config,
             classes,
@@ -561,7 +565,7 @@ impl Trainer {
     }
 
     /// The training images (with their report: images, objects, clipped or dropped boxes).
-    pub fn dataset(&self) -> &VocDataset {
+    pub fn dataset(&self) -> &DetectionDataset {
         &self.voc
     }
 
@@ -717,7 +721,7 @@ fn batch_plan(config: &TrainConfig, len: usize) -> BatchPlan {
 fn training_dataset(
     config: &TrainConfig,
     model: &ssd_model::SsdConfig,
-    voc: &Arc<VocDataset>,
+    voc: &Arc<DetectionDataset>,
 ) -> Result<SsdDataset, TrainError> {
     let size = model.input_size() as u32;
     let augment = if config.use_augment {

@@ -8,9 +8,10 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use ssd_data::{
-    BatchPlan, ClassList, SsdBatcher, SsdDataset, SyntheticConfig, VocDataset, write_synthetic,
+    BatchPlan, ClassList, DetectionDataset, SsdBatcher, SsdDataset, SyntheticConfig,
+    write_synthetic,
 };
-use ssd_eval::EvalConfig;
+use ssd_eval::Metric;
 use ssd_model::{Detector, SsdConfig};
 use ssd_train::{
     Control, EvalOptions, StepStats, TrainConfig, TrainError, TrainOutcome, TrainSettings, Trainer,
@@ -109,15 +110,16 @@ fn train(
 fn map_of(model: &Path, data: &Path) -> f64 {
     let detector = Detector::load(model, &Device::flex()).expect("trained model");
     let test = Arc::new(
-        VocDataset::open(&[data.to_owned()], "test", detector.classes().clone()).expect("test set"),
+        DetectionDataset::open(&[data.to_owned()], "test", detector.classes().clone())
+            .expect("test set"),
     );
     let options = EvalOptions {
         batch_size: 16,
         workers: 2,
     };
-    evaluate(&detector, &test, &options, &EvalConfig::default())
+    evaluate(&detector, &test, &options, &Metric::default())
         .expect("evaluation")
-        .map
+        .headline()
         .expect("classes with ground truth")
 }
 
@@ -626,7 +628,7 @@ fn batch_norm_running_statistics_come_from_the_first_devices_share() {
         // What a forward of the first share alone, and of the whole batch, does to copies of the
         // initial model's statistics.
         let voc = Arc::new(
-            VocDataset::open(&config.dataroot, "trainval", classes.clone()).expect("dataset"),
+            DetectionDataset::open(&config.dataroot, "trainval", classes.clone()).expect("dataset"),
         );
         let images = SsdDataset::eval(voc, size);
         let forward = |indices: &[usize]| {
