@@ -179,17 +179,19 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let read = start.elapsed();
     let report = found.evaluate(&metric)?;
     if args.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.table());
         println!(
-            "{count} detections on {} images ({}), {} metric, evaluated in {:.0?}",
+            "{count} detections on {} images ({}), {} metric; read in {:.2?}, evaluated in {:.2?}",
             found.dataset().len(),
             args.datanames,
             metric.name(),
-            start.elapsed()
+            read,
+            start.elapsed() - read
         );
     }
     Ok(())

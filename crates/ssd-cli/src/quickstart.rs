@@ -1,13 +1,16 @@
-//! `ssd quickstart`: the whole workflow on a machine with no dataset — synthetic VOC data, a
-//! small SSD trained on it, VOC07 mAP on its test split, annotated test images, the loss curve.
+//! `ssd quickstart`: the whole workflow on a machine with no dataset — synthetic data (VOC or
+//! COCO layout), a small SSD trained on it, VOC07 mAP (and for COCO data the COCO AP) on its test
+//! split, annotated test images, the loss curve.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ssd_data::{ClassList, DetectionDataset, SyntheticConfig, write_synthetic};
-use ssd_eval::{EvalConfig, write_results};
+use ssd_data::{
+    DataLocation, DetectionDataset, SyntheticConfig, SyntheticFormat, write_synthetic_as,
+};
+use ssd_eval::{EvalConfig, Metric, write_coco_results, write_results};
 use ssd_model::{Detector, PostProcessConfig, SsdConfig};
 use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
 
@@ -53,6 +56,19 @@ pub struct QuickstartArgs {
     /// Model: `small` or a JSON model configuration.
     #[arg(long, default_value = "small")]
     pub model: String,
+    /// Layout of the synthetic dataset: `voc`, or `coco` (instances_*.json with non-contiguous
+    /// category ids and crowd regions; evaluated with both metrics).
+    #[arg(long, value_enum, default_value = "voc")]
+    pub format: QuickstartFormat,
+}
+
+/// `--format` of the quickstart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuickstartFormat {
+    /// A VOC root.
+    Voc,
+    /// The COCO layout.
+    Coco,
 }
 
 /// Default training length of the quickstart.
@@ -108,19 +124,32 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     // Settings are checked before anything is written.
     let config = quickstart_train(args, data.clone());
     config.validate()?;
+    let format = match args.format {
+        QuickstartFormat::Voc => SyntheticFormat::Voc,
+        QuickstartFormat::Coco => SyntheticFormat::Coco,
+    };
     println!(
-        "writing a synthetic VOC dataset ({} train + {} test images) to {}",
+        "writing a synthetic {} dataset ({} train + {} test images) to {}",
+        if format == SyntheticFormat::Coco {
+            "COCO"
+        } else {
+            "VOC"
+        },
         data_config.train_images,
         data_config.test_images,
         data.display()
     );
-    let summary = write_synthetic(&data, &data_config)
+    let summary = write_synthetic_as(&data, &data_config, format)
         .with_context(|| format!("writing the synthetic dataset to {}", data.display()))?;
     println!(
         "{} images, {} objects ({} truncated, {} difficult)",
         summary.images, summary.objects, summary.truncated, summary.difficult
     );
-    let classes = ClassList::from_file(&data.join("classes.txt"))?;
+    // The dataset's own classes: the class file of the VOC root, the COCO file's categories.
+    let classes = match DataLocation::new(std::slice::from_ref(&data), "trainval").own_classes()? {
+        Some(classes) => classes,
+        None => ssd_data::ClassList::from_file(&data.join("classes.txt"))?,
+    };
     let backend = match args.backend {
         Some(b) => b,
         None => Backend::default_compiled().context("no backend compiled into this binary")?,
@@ -145,11 +174,20 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         batch_size: 16,
         workers: args.workers,
     };
-    let evaluator = detect_dataset(&detector, &test, &options, |_| {})?.voc_evaluator()?;
+    let found = detect_dataset(&detector, &test, &options, |_| {})?;
+    let evaluator = found.voc_evaluator()?;
     let det = args.results.join("det");
     write_results(&evaluator, &det, "comp4", "test")?;
     let result = evaluator.evaluate(&EvalConfig::default())?;
     print!("{}", result.table());
+    let coco = if format == SyntheticFormat::Coco {
+        write_coco_results(&det.join("detections_test.json"), &found.coco_results())?;
+        let report = found.evaluate(&Metric::Coco)?;
+        print!("\n{}", report.table());
+        report.headline()
+    } else {
+        None
+    };
     let images = args.results.join("images");
     let files: Vec<PathBuf> = (0..test.len().min(8)).map(|i| test.image_path(i)).collect();
     let detector = detector.with_post_process(PostProcessConfig {
@@ -172,6 +210,12 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         run.loss_csv.display()
     );
     println!("  images       {}/p_*.jpg", images.display());
+    if let Some(ap) = coco {
+        println!(
+            "  COCO AP      {ap:.4} (IoU 0.50:0.95), results {}/detections_test.json",
+            det.display()
+        );
+    }
     println!("  result files {}", det.display());
     println!("  dataset      {}", data.display());
     Ok(())

@@ -224,8 +224,11 @@ impl TrainArgs {
                 let classes = match &classes_file {
                     Some(path) => ClassList::from_file(path)?,
                     // A COCO file's categories; the 20 VOC classes for VOC roots.
-                    None if config.dataroot.is_empty() => ClassList::voc(),
-                    None => location.own_classes()?.unwrap_or_else(ClassList::voc),
+                    // Settings are checked before the dataset is looked at.
+                    None => {
+                        config.validate()?;
+                        location.own_classes()?.unwrap_or_else(ClassList::voc)
+                    }
                 };
                 let model = SsdConfig::named(&model_name, classes.num_classes_with_background())
                     .with_context(|| format!("--model {model_name}"))?;

@@ -196,3 +196,93 @@ fn bad_input_is_one_line_naming_the_file_and_a_failure_exit() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--metric"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+fn coco_fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/coco")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn scores_a_coco_results_file_with_either_metric() {
+    let gt = coco_fixture("gt.json");
+    let results = coco_fixture("results.json");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        &gt,
+        "--detections",
+        &results,
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(json["metric"], "coco");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(coco_fixture("expected.json")).expect("expected"),
+    )
+    .expect("expected JSON");
+    let ap = json["coco"]["AP"].as_f64().expect("AP");
+    assert!((ap - expected["stats"][0].as_f64().expect("AP")).abs() < 1e-12);
+    assert_eq!(json["map"], json["coco"]["AP"]);
+    assert_eq!(json["coco"].as_object().map(|o| o.len()), Some(12));
+    // Category 90 has no ground truth: null, named by the file's own name.
+    assert!(json["ap"]["class 90"].is_null());
+    // The table: pycocotools' twelve lines, then per category.
+    let out = ssd(&["eval", "--dataroot", &gt, "--detections", &results]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]")
+    );
+    assert!(table.contains("class 41"), "{table}");
+    // The VOC metric on COCO data.
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        &gt,
+        "--detections",
+        &results,
+        "--metric",
+        "voc07",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("JSON");
+    assert_eq!(json["metric"], "voc07");
+    // A bad entry: one line naming the file and the entry.
+    let dir = temp_dir("coco-bad");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"[{"image_id": 1000, "category_id": 3, "bbox": [1, 2], "score": 1}]"#,
+    )
+    .expect("write");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        &gt,
+        "--detections",
+        &bad.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("bad.json") && stderr.contains("[0].bbox"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

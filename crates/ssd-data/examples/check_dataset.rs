@@ -1,6 +1,6 @@
-//! Checks a VOC dataset the way training does before its first step, and times it:
-//! `cargo run -p ssd-data --release --example check_dataset -- ROOT[,ROOT...] [IMAGE_SET]
-//! [--decode]`.
+//! Checks a VOC or COCO dataset the way training does before its first step, and times it:
+//! `cargo run -p ssd-data --release --example check_dataset -- ROOT[,ROOT...] [SET]
+//! [--decode | --annotations-only]` (a ROOT may be a COCO `.json` file).
 //!
 //! Every annotation is parsed (opening the dataset), every image's header is read (complete,
 //! and of the annotated size: `DetectionDataset::check_images`); with `--decode`, every image is also
@@ -24,11 +24,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .get(1)
         .filter(|a| !a.starts_with("--"))
         .map_or("trainval", String::as_str);
+    // A VOC root's class file, else VOC's 20 classes or a COCO file's own categories.
     let classes = match roots[0].join("classes.txt") {
-        file if file.exists() => ClassList::from_file(&file)?,
-        _ => ClassList::voc(),
+        file if file.exists() => Some(ClassList::from_file(&file)?),
+        _ => None,
     };
     let start = Instant::now();
+    if args.iter().any(|a| a == "--annotations-only") {
+        let dataset = DetectionDataset::open_annotations(&roots, set, classes)?;
+        println!(
+            "{}\nannotations parsed in {:.2?}",
+            dataset.report(),
+            start.elapsed()
+        );
+        return Ok(());
+    }
     let voc = DetectionDataset::open(&roots, set, classes)?;
     println!(
         "{}\nopened (annotations parsed) in {:.2?}",

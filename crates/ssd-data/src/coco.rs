@@ -229,8 +229,35 @@ pub(crate) fn read_file(
     classes: Option<&ClassList>,
 ) -> Result<CocoContents, DataError> {
     let bytes = read_bytes(path)?;
-    let file: CocoFile = parse(&bytes, path)?;
-    drop(bytes);
+    parse_contents(&bytes, path, classes)
+}
+
+/// Parses the bytes of a COCO annotation file as [`DetectionDataset`](crate::DetectionDataset)
+/// does (every check included; `path` only names the file in errors) and returns what a dataset
+/// of it would report: images, objects, crowd regions, boxes clipped and dropped.
+pub fn check_coco_bytes(bytes: &[u8], path: &Path) -> Result<crate::DatasetReport, DataError> {
+    let contents = parse_contents(bytes, path, None)?;
+    let mut report = crate::DatasetReport {
+        images: contents.images.len(),
+        ..Default::default()
+    };
+    for e in &contents.images {
+        let a = &e.annotation;
+        report.objects += a.objects.len();
+        report.crowd += a.objects.iter().filter(|o| o.crowd).count();
+        report.clipped += a.report.clipped;
+        report.dropped += a.report.dropped;
+        report.images_without_objects += usize::from(a.objects.is_empty());
+    }
+    Ok(report)
+}
+
+fn parse_contents(
+    bytes: &[u8],
+    path: &Path,
+    classes: Option<&ClassList>,
+) -> Result<CocoContents, DataError> {
+    let file: CocoFile = parse(bytes, path)?;
     let own = sorted_classes(&file.categories, path)?;
     let classes = match classes {
         Some(c) => c.clone(),

@@ -68,6 +68,7 @@ pub use augment::{
 };
 pub use batches::{BatchPlan, Prefetcher};
 pub use classes::{COCO_CATEGORIES, ClassList, VOC_CLASSES};
+pub use coco::check_coco_bytes;
 pub use dataset::{
     DataLocation, DatasetFormat, DatasetReport, DetectionDataset, ImageEntry, LoadedImage,
 };
@@ -76,5 +77,8 @@ pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, image_header, load_rgb};
 pub use image_set::{ImageRef, ImageSet};
 pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;
-pub use synthetic::{SYNTHETIC_CLASSES, SyntheticConfig, SyntheticSummary, write_synthetic};
+pub use synthetic::{
+    SYNTHETIC_CLASSES, SYNTHETIC_COCO_IDS, SyntheticConfig, SyntheticFormat, SyntheticSummary,
+    write_synthetic, write_synthetic_as,
+};
 pub use targets::TargetEncoder;

@@ -1,4 +1,4 @@
-//! A synthetic dataset in VOC format: coloured shapes on textured backgrounds.
+//! A synthetic dataset in VOC (or COCO) format: coloured shapes on textured backgrounds.
 //!
 //! [`write_synthetic`] writes a complete VOC root (`JPEGImages/`, `Annotations/`,
 //! `ImageSets/Main/trainval.txt` and `test.txt`, and `classes.txt` with one class per line) that
@@ -114,6 +114,35 @@ pub fn write_synthetic(
     root: &Path,
     config: &SyntheticConfig,
 ) -> Result<SyntheticSummary, DataError> {
+    write_synthetic_as(root, config, SyntheticFormat::Voc)
+}
+
+/// The layouts [`write_synthetic_as`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyntheticFormat {
+    /// A VOC root (see [`write_synthetic`]).
+    #[default]
+    Voc,
+    /// The COCO layout: `annotations/instances_trainval.json` and `instances_test.json`, images in
+    /// `trainval/` and `test/`. The categories have the non-contiguous ids
+    /// [`SYNTHETIC_COCO_IDS`], listed in the file in descending order; objects that VOC marks
+    /// difficult (tiny) are crowd regions; `area` is the shape's own area (a circle's is π/4 of
+    /// its box), not w * h.
+    Coco,
+}
+
+/// The COCO category ids of [`SYNTHETIC_CLASSES`] in the COCO layout (ascending, with gaps).
+pub const SYNTHETIC_COCO_IDS: [u64; 5] = [3, 7, 11, 19, 42];
+
+/// Writes the synthetic dataset in either layout (the same images and objects for one config).
+pub fn write_synthetic_as(
+    root: &Path,
+    config: &SyntheticConfig,
+    format: SyntheticFormat,
+) -> Result<SyntheticSummary, DataError> {
+    if format == SyntheticFormat::Coco {
+        return write_coco(root, config);
+    }
     let dirs = [
         root.join("JPEGImages"),
         root.join("Annotations"),
@@ -152,6 +181,114 @@ pub fn write_synthetic(
     Ok(summary)
 }
 
+fn write_coco(root: &Path, config: &SyntheticConfig) -> Result<SyntheticSummary, DataError> {
+    let total = config.train_images + config.test_images;
+    let dirs = [
+        root.join("annotations"),
+        root.join("trainval"),
+        root.join("test"),
+    ];
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let indices: Vec<usize> = (0..total).collect();
+    let drawn = parallel_map(&indices, |_, &i| -> Result<_, DataError> {
+        let mut rng = SampleRng::for_sample(config.seed, u64::MAX, i as u64);
+        let (image, objects) = draw_image(config, &mut rng);
+        let set = if i < config.train_images { 1 } else { 2 };
+        let path = dirs[set].join(format!("{:06}.jpg", i + 1));
+        write_jpeg(&path, &image, config.jpeg_quality)?;
+        Ok((image.width(), image.height(), objects))
+    });
+    let mut summary = SyntheticSummary {
+        root: root.to_owned(),
+        class_file: root.join("classes.txt"),
+        images: total,
+        objects: 0,
+        truncated: 0,
+        difficult: 0,
+    };
+    let mut sets = [CocoText::default(), CocoText::default()];
+    let mut annotation_id = 1;
+    for (i, result) in drawn.into_iter().enumerate() {
+        let (width, height, objects) = result?;
+        let set = usize::from(i >= config.train_images);
+        let json = &mut sets[set];
+        let image_id = i + 1;
+        let _ = write!(
+            json.images,
+            "{}{{\"id\": {image_id}, \"file_name\": \"{image_id:06}.jpg\", \"width\": {width}, \"height\": {height}}}",
+            if json.images.is_empty() { "" } else { ",\n  " }
+        );
+        for o in &objects {
+            summary.objects += 1;
+            summary.truncated += usize::from(o.truncated);
+            summary.difficult += usize::from(o.difficult);
+            let [x0, y0, x1, y1] = o.bbox;
+            let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+            // The shape's area inside its box: circle, square, triangle, ring, cross.
+            let fill = [std::f64::consts::FRAC_PI_4, 1.0, 0.5, 0.35, 0.5][o.class];
+            let area = (f64::from(w) * f64::from(h) * fill * 100.0).round() / 100.0;
+            let _ = write!(
+                json.annotations,
+                "{}{{\"id\": {annotation_id}, \"image_id\": {image_id}, \"category_id\": {}, \"bbox\": [{x0}, {y0}, {w}, {h}], \"area\": {area:?}, \"iscrowd\": {}}}",
+                if json.annotations.is_empty() {
+                    ""
+                } else {
+                    ",\n  "
+                },
+                SYNTHETIC_COCO_IDS[o.class],
+                u8::from(o.difficult)
+            );
+            annotation_id += 1;
+        }
+    }
+    // Categories out of id order, as files may list them.
+    let categories: Vec<String> = SYNTHETIC_CLASSES
+        .iter()
+        .zip(SYNTHETIC_COCO_IDS)
+        .rev()
+        .map(|(name, id)| {
+            format!("{{\"id\": {id}, \"name\": \"{name}\", \"supercategory\": \"shape\"}}")
+        })
+        .collect();
+    for (json, name) in sets.iter().zip(["trainval", "test"]) {
+        let text = format!(
+            "{{\"info\": {{\"description\": \"ssd synthetic shapes\"}},\n \"images\": [\n  {}],\n \"annotations\": [\n  {}],\n \"categories\": [{}]}}\n",
+            json.images,
+            json.annotations,
+            categories.join(", ")
+        );
+        write_file(
+            &dirs[0].join(format!("instances_{name}.json")),
+            text.as_bytes(),
+        )?;
+    }
+    let classes: String = SYNTHETIC_CLASSES.iter().map(|c| format!("{c}\n")).collect();
+    write_file(&summary.class_file, classes.as_bytes())?;
+    Ok(summary)
+}
+
+#[derive(Default)]
+struct CocoText {
+    images: String,
+    annotations: String,
+}
+
+fn write_jpeg(path: &Path, image: &RgbImage, quality: u8) -> Result<(), DataError> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality.clamp(1, 100))
+        .encode_image(image)
+        .map_err(|e| DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+    write_file(path, &bytes)
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     std::fs::write(path, bytes).map_err(|source| DataError::Io {
         path: path.to_owned(),
@@ -168,17 +305,7 @@ fn write_one(
     let mut rng = SampleRng::for_sample(config.seed, u64::MAX, index);
     let (image, objects) = draw_image(config, &mut rng);
     let image_path = root.join("JPEGImages").join(format!("{id}.jpg"));
-    let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(
-        &mut bytes,
-        config.jpeg_quality.clamp(1, 100),
-    )
-    .encode_image(&image)
-    .map_err(|e| DataError::Io {
-        path: image_path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    write_file(&image_path, &bytes)?;
+    write_jpeg(&image_path, &image, config.jpeg_quality)?;
     let xml = annotation_xml(id, image.width(), image.height(), &objects);
     write_file(
         &root.join("Annotations").join(format!("{id}.xml")),

@@ -665,3 +665,116 @@ fn batch_norm_running_statistics_come_from_the_first_devices_share() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
+    let dir = scratch("coco");
+    let data = dir.join("data");
+    let synthetic = SyntheticConfig {
+        seed: 3,
+        // Objects under 40 px a side are difficult in VOC, crowd regions in the COCO layout.
+        difficult_below: 40,
+        ..SyntheticConfig::large_objects(160, 60)
+    };
+    ssd_data::write_synthetic_as(&data, &synthetic, ssd_data::SyntheticFormat::Coco)
+        .expect("synthetic COCO data");
+    let location = ssd_data::DataLocation::new(std::slice::from_ref(&data), "trainval");
+    let classes = location
+        .own_classes()
+        .expect("categories")
+        .expect("a COCO file has categories");
+    assert_eq!(
+        classes.category_ids(),
+        Some(&ssd_data::SYNTHETIC_COCO_IDS[..])
+    );
+    let settings = |iterations: u64, results: &str| TrainSettings {
+        model: tiny_model(&classes),
+        classes: classes.clone(),
+        config: tiny_config(&data, &dir.join(results), iterations),
+        devices: vec![Device::flex()],
+        resume: None,
+        overwrite: false,
+    };
+    let ap50 = |model: &Path| {
+        let detector = Detector::load(model, &Device::flex()).expect("model");
+        let test = Arc::new(
+            DetectionDataset::open(
+                std::slice::from_ref(&data),
+                "test",
+                detector.classes().clone(),
+            )
+            .expect("test set"),
+        );
+        let options = EvalOptions {
+            batch_size: 16,
+            workers: 2,
+        };
+        match evaluate(&detector, &test, &options, &Metric::Coco).expect("COCO metric") {
+            ssd_eval::Report::Coco(c) => c.stats[1],
+            ssd_eval::Report::Voc(_) => f64::NAN,
+        }
+    };
+    let untrained = Trainer::new(settings(1, "r0"))
+        .expect("trainer")
+        .run(&mut ssd_train::Quiet)
+        .expect("one step");
+    let before = ap50(&untrained.model);
+    let mut trainer = Trainer::new(settings(400, "r")).expect("trainer");
+    let report = trainer.dataset_report();
+    assert!(report.crowd > 0, "tiny objects are crowd regions: {report}");
+    let outcome = trainer.run(&mut ssd_train::Quiet).expect("training");
+    // The checkpoint records the file's category ids: results need no map.
+    let detector = Detector::load(&outcome.model, &Device::flex()).expect("trained model");
+    assert_eq!(
+        detector.classes().category_ids(),
+        Some(&ssd_data::SYNTHETIC_COCO_IDS[..])
+    );
+    let test = Arc::new(
+        DetectionDataset::open(
+            std::slice::from_ref(&data),
+            "test",
+            detector.classes().clone(),
+        )
+        .expect("test set"),
+    );
+    let options = EvalOptions {
+        batch_size: 16,
+        workers: 2,
+    };
+    let found = ssd_train::detect_dataset(&detector, &test, &options, |_| {}).expect("detection");
+    let results = found.coco_results();
+    assert!(
+        results
+            .iter()
+            .all(|d| ssd_data::SYNTHETIC_COCO_IDS.contains(&d.category_id)),
+        "results carry the file's own category ids"
+    );
+    let file = dir.join("detections_test.json");
+    ssd_eval::write_coco_results(&file, &results).expect("results file");
+    let (read, _) =
+        ssd_train::DatasetDetections::read_coco_results(Arc::clone(&test), &file).expect("read");
+    let ssd_eval::Report::Coco(coco) = read.evaluate(&Metric::Coco).expect("COCO metric") else {
+        panic!("a COCO report");
+    };
+    println!("{}", coco.table());
+    assert_eq!(
+        Some(coco.clone()),
+        match found.evaluate(&Metric::Coco).expect("in memory") {
+            ssd_eval::Report::Coco(c) => Some(c),
+            ssd_eval::Report::Voc(_) => None,
+        },
+        "the file scores as the detections it holds"
+    );
+    // Measured (seed 11): AP50 0.134 after 400 iterations. A broken reader, label map or
+    // results writer stays at the untrained model's.
+    println!(
+        "COCO AP50 untrained {before:.4}, after 400 iterations {:.4}",
+        coco.stats[1]
+    );
+    assert!(
+        coco.stats[1] > 0.08 && coco.stats[1] > 3.0 * before,
+        "AP50 after 400 iterations {} (untrained {before})",
+        coco.stats[1]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
