@@ -83,6 +83,10 @@ pub struct EvalArgs {
     /// COCO metric) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Draw the evaluation into this folder: `pr_curves.png` (precision-recall per class at IoU
+    /// 0.5) and, for the COCO metric, `ap_by_iou.png`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 impl EvalArgs {
@@ -181,6 +185,12 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let read = start.elapsed();
     let report = found.evaluate(&metric)?;
+    let evaluated = start.elapsed() - read;
+    if let Some(dir) = &args.plot {
+        for file in crate::render::plot_evaluation(&report, dir)? {
+            eprintln!("plot written: {}", file.display());
+        }
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -191,7 +201,7 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
             args.datanames,
             metric.name(),
             read,
-            start.elapsed() - read
+            evaluated
         );
     }
     Ok(())

@@ -20,9 +20,26 @@ fn font() -> FontRef<'static> {
     FontRef::try_from_slice(FONT_BYTES).expect("the shipped font parses (checked by a test)")
 }
 
-/// Draws the loss curves (total, loc, conf; moving average over `window` points) into a PNG,
-/// written atomically.
-pub fn plot_losses(points: &[LossPoint], title: &str, path: &Path) -> anyhow::Result<()> {
+/// One curve of a chart: name (in the legend), points, colour.
+pub type Curve = (String, Vec<(f64, f64)>, RGBColor);
+
+/// The axes of a chart: title, x and y descriptions and ranges.
+pub struct Axes<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// x axis description.
+    pub x_desc: &'a str,
+    /// y axis description.
+    pub y_desc: &'a str,
+    /// x range.
+    pub x: std::ops::Range<f64>,
+    /// y range.
+    pub y: std::ops::Range<f64>,
+}
+
+/// Draws line curves into a PNG (900x500, legend when there are at most 24 curves), written
+/// atomically.
+pub fn plot_curves(axes: &Axes<'_>, curves: &[Curve], path: &Path) -> anyhow::Result<()> {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // Registration can only fail for an invalid font, which a test rules out.
@@ -34,68 +51,163 @@ pub fn plot_losses(points: &[LossPoint], title: &str, path: &Path) -> anyhow::Re
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
         let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let smooth = |f: fn(&LossPoint) -> f64| -> Vec<(f64, f64)> {
-            let window = (points.len() / 50).max(1);
-            let mut out = Vec::with_capacity(points.len());
-            let mut sum = 0.0;
-            for (i, p) in points.iter().enumerate() {
-                sum += f(p);
-                if i >= window {
-                    sum -= f(&points[i - window]);
-                }
-                out.push((p.iteration as f64, sum / (i + 1).min(window) as f64));
-            }
-            out
-        };
-        let series = [
-            ("loss", smooth(|p| p.loss), RED),
-            ("loc", smooth(|p| p.loc), BLUE),
-            ("conf", smooth(|p| p.conf), GREEN),
-        ];
-        let x_max = points.last().map_or(1.0, |p| p.iteration as f64).max(1.0);
-        let x_min = points
-            .first()
-            .map_or(0.0, |p| p.iteration as f64)
-            .min(x_max - 1.0);
-        let y_max = series
-            .iter()
-            .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
-            .filter(|v| v.is_finite())
-            .fold(0.0f64, f64::max)
-            .max(1e-3)
-            * 1.05;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(axes.title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(x_min..x_max, 0.0..y_max)
+            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("iteration")
-            .y_desc("loss (moving average)")
+            .x_desc(axes.x_desc)
+            .y_desc(axes.y_desc)
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| err(&e))?;
-        for (name, data, color) in series {
-            chart
-                .draw_series(LineSeries::new(data, color.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        for (name, data, color) in curves {
+            let color = *color;
+            let series = chart
+                .draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| err(&e))?;
+            if curves.len() <= 24 {
+                series
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| err(&e))?;
+        if curves.len() <= 24 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(&e))?;
+        }
         root.present().map_err(|e| err(&e))?;
     }
     let image = RgbImage::from_raw(width, height, buffer).context("plot buffer size")?;
     save_image_atomically(&image, path)
+}
+
+/// Draws the loss curves (total, loc, conf; moving average over a fiftieth of the points) into
+/// a PNG, written atomically.
+pub fn plot_losses(points: &[LossPoint], title: &str, path: &Path) -> anyhow::Result<()> {
+    let smooth = |f: fn(&LossPoint) -> f64| -> Vec<(f64, f64)> {
+        let window = (points.len() / 50).max(1);
+        let mut out = Vec::with_capacity(points.len());
+        let mut sum = 0.0;
+        for (i, p) in points.iter().enumerate() {
+            sum += f(p);
+            if i >= window {
+                sum -= f(&points[i - window]);
+            }
+            out.push((p.iteration as f64, sum / (i + 1).min(window) as f64));
+        }
+        out
+    };
+    let curves = [
+        ("loss".to_owned(), smooth(|p| p.loss), RED),
+        ("loc".to_owned(), smooth(|p| p.loc), BLUE),
+        ("conf".to_owned(), smooth(|p| p.conf), GREEN),
+    ];
+    let x_max = points.last().map_or(1.0, |p| p.iteration as f64).max(1.0);
+    let x_min = points
+        .first()
+        .map_or(0.0, |p| p.iteration as f64)
+        .min(x_max - 1.0);
+    let y_max = curves
+        .iter()
+        .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.05;
+    let axes = Axes {
+        title,
+        x_desc: "iteration",
+        y_desc: "loss (moving average)",
+        x: x_min..x_max,
+        y: 0.0..y_max,
+    };
+    plot_curves(&axes, &curves, path)
+}
+
+/// Precision-recall curves of an evaluation, one per class at IoU 0.5 (`pr_curves.png`), and for
+/// the COCO metric AP against the IoU threshold (`ap_by_iou.png`), in `dir`. Returns the files.
+pub fn plot_evaluation(
+    report: &ssd_eval::Report,
+    dir: &Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let color = |i: usize| {
+        let c = class_color(i + 1);
+        RGBColor(c[0], c[1], c[2])
+    };
+    let mut curves: Vec<Curve> = Vec::new();
+    let (title, mut written) = match report {
+        ssd_eval::Report::Voc(e) => {
+            for (i, c) in e.classes.iter().enumerate() {
+                if c.ap.is_some() {
+                    let points = c
+                        .recall
+                        .iter()
+                        .copied()
+                        .zip(c.precision.iter().copied())
+                        .collect();
+                    curves.push((c.name.clone(), points, color(i)));
+                }
+            }
+            (
+                format!("precision-recall at IoU {}", e.config.iou_threshold),
+                Vec::new(),
+            )
+        }
+        ssd_eval::Report::Coco(e) => {
+            for (i, c) in e.classes.iter().enumerate() {
+                let points: Vec<(f64, f64)> = c
+                    .precision_50
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| **p >= 0.0)
+                    .map(|(r, p)| (r as f64 / (c.precision_50.len().max(2) - 1) as f64, *p))
+                    .collect();
+                if !points.is_empty() {
+                    curves.push((c.name.clone(), points, color(i)));
+                }
+            }
+            let ap: Vec<(f64, f64)> = e
+                .ap_by_iou
+                .iter()
+                .copied()
+                .filter(|(_, a)| *a >= 0.0)
+                .collect();
+            let path = dir.join("ap_by_iou.png");
+            let axes = Axes {
+                title: "COCO AP against the IoU threshold",
+                x_desc: "IoU threshold",
+                y_desc: "AP",
+                x: 0.5..0.95,
+                y: 0.0..1.0,
+            };
+            plot_curves(&axes, &[("AP".to_owned(), ap, RED)], &path)?;
+            (
+                "precision-recall at IoU 0.5 (COCO, 101 points)".to_owned(),
+                vec![path],
+            )
+        }
+    };
+    let path = dir.join("pr_curves.png");
+    let axes = Axes {
+        title: &title,
+        x_desc: "recall",
+        y_desc: "precision",
+        x: 0.0..1.0,
+        y: 0.0..1.02,
+    };
+    plot_curves(&axes, &curves, &path)?;
+    written.insert(0, path);
+    Ok(written)
 }
 
 /// Writes an image (format from the extension) under a temporary name, then renames it.

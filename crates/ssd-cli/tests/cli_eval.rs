@@ -236,8 +236,22 @@ fn scores_a_coco_results_file_with_either_metric() {
     // Category 90 has no ground truth: null, named by the file's own name.
     assert!(json["ap"]["class 90"].is_null());
     // The table: pycocotools' twelve lines, then per category.
-    let out = ssd(&["eval", "--dataroot", &gt, "--detections", &results]);
+    let plots = temp_dir("coco-plots");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        &gt,
+        "--detections",
+        &results,
+        "--plot",
+        &plots.display().to_string(),
+    ]);
     let table = String::from_utf8_lossy(&out.stdout);
+    for file in ["pr_curves.png", "ap_by_iou.png"] {
+        let size = image::image_dimensions(plots.join(file)).expect("a PNG");
+        assert_eq!(size, (900, 500), "{file}");
+    }
+    std::fs::remove_dir_all(&plots).ok();
     assert!(
         table.contains("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]")
     );
