@@ -2,16 +2,14 @@
 //! file of any tool (`--detections`) scored against a dataset of either format, with either
 //! metric: VOC07/area AP (the default for VOC data) or COCO's AP (the default for COCO data).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{ClassList, DataLocation, DatasetFormat, DetectionDataset};
-use ssd_eval::{
-    ApMetric, EvalConfig, IouRule, Metric, MissingClass, write_coco_results, write_results,
-};
-use ssd_train::{DatasetDetections, EvalOptions, detect_dataset};
+use ssd_eval::{ApMetric, EvalConfig, IouRule, Metric, MissingClass};
+use ssd_train::{DatasetDetections, EvalOptions, detect_dataset, test_post_process};
 
 use crate::detect::load_detector;
 
@@ -133,15 +131,9 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let metric = args.metric(format);
     let (found, count) = match &args.trained_model {
         Some(model) => {
-            let mut detector = load_detector(model, args.classes.as_deref(), args.backend)?;
-            if format == DatasetFormat::Coco {
-                // COCO's test settings: 100 detections per image (what maxDets counts).
-                let post = ssd_model::PostProcessConfig {
-                    max_detections: 100,
-                    ..*detector.post_process()
-                };
-                detector = detector.with_post_process(post);
-            }
+            let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
+            let post = test_post_process(format, *detector.post_process());
+            let detector = detector.with_post_process(post);
             let dataset = Arc::new(DetectionDataset::open_at(
                 &location,
                 Some(detector.classes().clone()),
@@ -152,7 +144,7 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
                 bar.set_position(done as u64);
             })?;
             bar.finish_and_clear();
-            let written = write_detections(&found, args.detections.as_deref())?;
+            let written = found.write_results(args.detections.as_deref())?;
             if !args.json {
                 println!("results in {}", written.display());
             }
@@ -205,27 +197,6 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Writes a model's detections in the dataset's own results format: devkit files in a folder
-/// (VOC) or one COCO results file; returns where.
-fn write_detections(found: &DatasetDetections, to: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let dataset = found.dataset();
-    Ok(match dataset.format() {
-        DatasetFormat::Voc => {
-            let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
-            write_results(&found.voc_evaluator()?, &folder, "comp4", dataset.name())?;
-            folder
-        }
-        DatasetFormat::Coco => {
-            let file = to.map_or_else(
-                || PathBuf::from(format!("results/det/detections_{}.json", dataset.name())),
-                Path::to_owned,
-            );
-            write_coco_results(&file, &found.coco_results())?;
-            file
-        }
-    })
 }
 
 /// A progress bar over `len` images on stderr.

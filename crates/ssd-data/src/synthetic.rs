@@ -148,23 +148,11 @@ pub fn write_synthetic_as(
         root.join("Annotations"),
         root.join("ImageSets").join("Main"),
     ];
-    for dir in &dirs {
-        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    create_dirs(&dirs)?;
     let total = config.train_images + config.test_images;
     let ids: Vec<String> = (1..=total).map(|i| format!("{i:06}")).collect();
     let results = parallel_map(&ids, |i, id| write_one(root, id, i as u64, config));
-    let mut summary = SyntheticSummary {
-        root: root.to_owned(),
-        class_file: root.join("classes.txt"),
-        images: total,
-        objects: 0,
-        truncated: 0,
-        difficult: 0,
-    };
+    let mut summary = SyntheticSummary::empty(root, total);
     for objects in results {
         for o in &objects? {
             summary.objects += 1;
@@ -188,12 +176,7 @@ fn write_coco(root: &Path, config: &SyntheticConfig) -> Result<SyntheticSummary,
         root.join("trainval"),
         root.join("test"),
     ];
-    for dir in &dirs {
-        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    create_dirs(&dirs)?;
     let indices: Vec<usize> = (0..total).collect();
     let drawn = parallel_map(&indices, |_, &i| -> Result<_, DataError> {
         let mut rng = SampleRng::for_sample(config.seed, u64::MAX, i as u64);
@@ -203,14 +186,7 @@ fn write_coco(root: &Path, config: &SyntheticConfig) -> Result<SyntheticSummary,
         write_jpeg(&path, &image, config.jpeg_quality)?;
         Ok((image.width(), image.height(), objects))
     });
-    let mut summary = SyntheticSummary {
-        root: root.to_owned(),
-        class_file: root.join("classes.txt"),
-        images: total,
-        objects: 0,
-        truncated: 0,
-        difficult: 0,
-    };
+    let mut summary = SyntheticSummary::empty(root, total);
     let mut sets = [CocoText::default(), CocoText::default()];
     let mut annotation_id = 1;
     for (i, result) in drawn.into_iter().enumerate() {
@@ -276,6 +252,29 @@ fn write_coco(root: &Path, config: &SyntheticConfig) -> Result<SyntheticSummary,
 struct CocoText {
     images: String,
     annotations: String,
+}
+
+fn create_dirs(dirs: &[PathBuf]) -> Result<(), DataError> {
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+impl SyntheticSummary {
+    fn empty(root: &Path, images: usize) -> Self {
+        Self {
+            root: root.to_owned(),
+            class_file: root.join("classes.txt"),
+            images,
+            objects: 0,
+            truncated: 0,
+            difficult: 0,
+        }
+    }
 }
 
 fn write_jpeg(path: &Path, image: &RgbImage, quality: u8) -> Result<(), DataError> {

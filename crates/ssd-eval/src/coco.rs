@@ -274,43 +274,11 @@ impl CocoEvaluator {
         let shape = acc.shape;
         let all = ev.params.all_area_idx();
         let last_m = shape.m.saturating_sub(1);
-        let iou_thrs = ev.params.iou_thrs.clone();
-        let mut classes = Vec::with_capacity(self.categories.len());
-        for (k, id) in acc.cat_ids.iter().enumerate() {
-            let mut sum = 0.0;
-            let mut n = 0usize;
-            for t in 0..shape.t {
-                for r in 0..shape.r {
-                    let p = acc.precision[acc.precision_idx(t, r, k, all, last_m)];
-                    if p > -1.0 {
-                        sum += p;
-                        n += 1;
-                    }
-                }
-            }
-            let precision_50 = (0..shape.r)
-                .map(|r| acc.precision[acc.precision_idx(0, r, k, all, last_m)])
-                .collect();
-            let name = self
-                .categories
-                .iter()
-                .find(|c| c.0 == *id)
-                .map(|c| c.1.clone())
-                .unwrap_or_default();
-            classes.push(CocoClass {
-                category_id: *id,
-                name,
-                ap: (n > 0).then(|| sum / n as f64),
-                precision_50,
-            });
-        }
-        let ap_by_iou = iou_thrs
-            .iter()
-            .enumerate()
-            .map(|(t, thr)| {
-                let mut sum = 0.0;
-                let mut n = 0usize;
-                for k in 0..shape.k {
+        // pycocotools' mean over the defined (> -1) entries of precision[t, :, k, all, 100].
+        let mean = |ts: &[usize], ks: &[usize]| {
+            let (mut sum, mut n) = (0.0, 0usize);
+            for &t in ts {
+                for &k in ks {
                     for r in 0..shape.r {
                         let p = acc.precision[acc.precision_idx(t, r, k, all, last_m)];
                         if p > -1.0 {
@@ -319,8 +287,35 @@ impl CocoEvaluator {
                         }
                     }
                 }
-                (*thr, if n > 0 { sum / n as f64 } else { -1.0 })
+            }
+            (n > 0).then(|| sum / n as f64)
+        };
+        let every_t: Vec<usize> = (0..shape.t).collect();
+        let every_k: Vec<usize> = (0..shape.k).collect();
+        let classes = acc
+            .cat_ids
+            .iter()
+            .enumerate()
+            .map(|(k, id)| CocoClass {
+                category_id: *id,
+                name: self
+                    .categories
+                    .iter()
+                    .find(|c| c.0 == *id)
+                    .map(|c| c.1.clone())
+                    .unwrap_or_default(),
+                ap: mean(&every_t, &[k]),
+                precision_50: (0..shape.r)
+                    .map(|r| acc.precision[acc.precision_idx(0, r, k, all, last_m)])
+                    .collect(),
             })
+            .collect();
+        let ap_by_iou = ev
+            .params
+            .iou_thrs
+            .iter()
+            .enumerate()
+            .map(|(t, thr)| (*thr, mean(&[t], &every_k).unwrap_or(-1.0)))
             .collect();
         Ok(CocoEvaluation {
             stats: out,
@@ -449,6 +444,17 @@ pub fn write_coco_results(
     detections: &[CocoDetection],
 ) -> Result<(), EvalError> {
     use std::fmt::Write as _;
+    // Never a NaN or an infinity on disk: JSON has no such numbers and no reader takes them.
+    if let Some(d) = detections
+        .iter()
+        .find(|d| !d.score.is_finite() || !d.bbox.iter().all(|v| v.is_finite()))
+    {
+        return Err(EvalError::Coco(format!(
+            "{}: a detection on image {} has a score or box that is not finite; nothing written",
+            path.display(),
+            d.image_id
+        )));
+    }
     let mut text = String::with_capacity(detections.len() * 96 + 2);
     text.push('[');
     for (i, d) in detections.iter().enumerate() {

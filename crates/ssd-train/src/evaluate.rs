@@ -3,17 +3,17 @@
 //! metric over them ([`Metric`]: the devkit's VOC AP or COCO's), and results files in either
 //! format.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use ssd_data::{BatchPlan, DetectionDataset, Prefetcher, SsdBatcher, SsdDataset};
+use ssd_data::{BatchPlan, DatasetFormat, DetectionDataset, Prefetcher, SsdBatcher, SsdDataset};
 pub use ssd_eval::Metric;
 use ssd_eval::{
     CocoDetection, CocoEvaluator, CocoImage, CocoObject, Detection, GroundTruthObject,
     MissingClass, PixelBox, Report, VocEvaluator, devkit_box,
 };
-use ssd_model::Detector;
+use ssd_model::{Detector, PostProcessConfig};
 
 use crate::TrainError;
 /// How to run the detection pass.
@@ -209,6 +209,29 @@ impl DatasetDetections {
             .collect()
     }
 
+    /// Writes the detections in the dataset's own results format and returns where: devkit files
+    /// `comp4_det_<set>_<class>.txt` in a folder (VOC; default `results/det`), or one COCO results
+    /// file (default `results/det/detections_<set>.json`). Each file is written whole or not at
+    /// all.
+    pub fn write_results(&self, to: Option<&Path>) -> Result<PathBuf, TrainError> {
+        let d = &self.dataset;
+        Ok(match d.format() {
+            DatasetFormat::Voc => {
+                let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
+                ssd_eval::write_results(&self.voc_evaluator()?, &folder, "comp4", d.name())?;
+                folder
+            }
+            DatasetFormat::Coco => {
+                let file = to.map_or_else(
+                    || PathBuf::from(format!("results/det/detections_{}.json", d.name())),
+                    Path::to_owned,
+                );
+                ssd_eval::write_coco_results(&file, &self.coco_results())?;
+                file
+            }
+        })
+    }
+
     /// Evaluates the detections with `metric`.
     pub fn evaluate(&self, metric: &Metric) -> Result<Report, TrainError> {
         Ok(match metric {
@@ -279,6 +302,19 @@ impl DatasetDetections {
             out.detections[i].push(ScoredBox::from_xywh(label, e.score, e.bbox));
         }
         Ok((out, entries.len()))
+    }
+}
+
+/// The test settings for a dataset of `format`: `base` (the paper's: score 0.01, top 400 per
+/// class, NMS 0.45, 200 per image), with 100 detections per image for COCO (what its metric
+/// counts, and what lufficc/SSD keeps).
+pub fn test_post_process(format: DatasetFormat, base: PostProcessConfig) -> PostProcessConfig {
+    match format {
+        DatasetFormat::Voc => base,
+        DatasetFormat::Coco => PostProcessConfig {
+            max_detections: 100,
+            ..base
+        },
     }
 }
 

@@ -168,3 +168,19 @@ fn the_voc_metric_runs_on_coco_data_and_the_coco_metric_on_voc_data() {
     assert_eq!(coco.headline(), Some(1.0));
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn a_non_finite_detection_is_refused_and_nothing_is_written() {
+    let dir = std::env::temp_dir().join(format!("ssd-coco-nan-{}", std::process::id()));
+    let file = dir.join("detections.json");
+    let nan = ssd_eval::CocoDetection {
+        image_id: 1000,
+        category_id: 3,
+        bbox: [0.0, 0.0, f64::NAN, 1.0],
+        score: 0.5,
+    };
+    let err = ssd_eval::write_coco_results(&file, &[nan]).expect_err("NaN box");
+    assert!(err.to_string().contains("not finite"), "{err}");
+    assert!(!file.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
