@@ -245,7 +245,7 @@ pub fn run_parity_in(dir: &Path, config: &SsdConfig, device: &Device, step: Step
             .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
             .init();
         let stepped = optimizer.step(1e-3, model, grads);
-        let reference = load_from(&Device::flex(), config, &dir.join("updated.pth"));
+        let reference = load_from(device, config, &dir.join("updated.pth"));
         let mut worst = (String::new(), 0.0f32);
         for ((name, ours), (_, theirs)) in conv_params(&stepped.valid())
             .into_iter()
