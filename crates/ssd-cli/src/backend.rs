@@ -20,8 +20,9 @@ pub enum Backend {
     /// burn-wgpu: Vulkan, Metal or DX12 (Mesa's lavapipe on machines without a GPU). Cargo feature
     /// `wgpu`.
     Wgpu,
-    /// Burn's native CUDA runtime (CubeCL, NVIDIA GPUs; the driver and NVRTC are loaded at run
-    /// time, the CUDA headers found through `CUDA_PATH`). Cargo feature `cuda`.
+    /// Burn's native CUDA runtime (CubeCL, NVIDIA GPUs; kernels compiled to PTX by LLVM's NVPTX
+    /// target, linked into the binary; the driver's `libcuda` is loaded at run time, CUDA's
+    /// `libdevice` found through `CUDA_PATH`). Cargo feature `cuda`.
     Cuda,
 }
 
@@ -214,8 +215,8 @@ fn cuda_device_count() -> Result<usize, BackendError> {
     count.clone().map_err(|reason| BackendError::Unavailable {
         backend: Backend::Cuda,
         reason: format!(
-            "{reason} (it needs an NVIDIA GPU, its driver's libcuda, NVRTC and the CUDA headers, \
-             found through CUDA_PATH)"
+            "{reason} (it needs an NVIDIA GPU with its driver's libcuda.so.1, and CUDA's \
+             nvvm/libdevice/libdevice.10.bc under CUDA_PATH)"
         ),
     })
 }
