@@ -2,45 +2,89 @@
 # SSD300 speed on a GPU beside PyTorch on the same GPU, in one run: built here, run on a machine
 # with an NVIDIA GPU (which needs no Rust).
 #
-#   bash scripts/gpu-bench.sh build   # here: examples/throughput.rs in release with
-#                                     # FEATURES (default cuda,wgpu), stripped and packed as
-#                                     # gpu-bench/gpu-bench.tar.gz (git-ignored; under 64 MiB)
+#   bash scripts/gpu-bench.sh build   # here: examples/throughput.rs in release, two binaries:
+#                                     #   throughput-cubecl (cuda, wgpu; LLVM 23.1 from PyPI,
+#                                     #   scripts/cuda-env.sh) and throughput-tch (libtorch 2.11,
+#                                     #   CUDA 13.0, `install-libtorch.sh --cuda-2.11`), stripped,
+#                                     #   packed as gpu-bench/gpu-bench.tar.gz (git-ignored; under
+#                                     #   64 MiB)
 #   bash scripts/gpu-bench.sh run     # there, from the repository root
 #
-# `run` prints the GPU, then for each backend compiled in (BACKENDS, default "cuda wgpu"): the
-# training step at batch 32 (forward, loss, backward, gradient norm and one read back, SGD),
-# the same step cut into phases with a device sync after each, and inference with
-# post-processing at batch 1 and 32; then the same work in PyTorch (benches/peers/gpu_model.py:
-# fp32 defaults and bf16 autocast), then the training loader alone with 4, 8 and 16 workers.
-# TRAIN_BATCH, INFER_BATCHES, WARMUP, ITERS and PEER_DEVICE shrink the run for a check of the
-# script on a machine without a GPU. One JSON line per measurement; the whole log also goes to gpu-bench/results.jsonl. Each
-# backend gets at most BACKEND_TIMEOUT seconds (default 150) so the run ends in under 8 minutes.
+# Two binaries, not one: the tch one needs PyTorch's CUDA libraries at load time, and where they
+# are missing it cannot start at all; cuda and wgpu must not depend on that.
 #
-# `--features cuda` builds where github.com is reachable (Burn's CUDA backend downloads an LLVM
-# bundle at build time); elsewhere `FEATURES=wgpu bash scripts/gpu-bench.sh build` and
-# `BACKENDS=wgpu` run the same script end to end (on a software Vulkan its numbers mean nothing).
-# The CUDA backend needs the NVIDIA driver, NVRTC and the CUDA headers at run time (CUDA_PATH,
-# default /usr/local/cuda); wgpu needs a Vulkan loader and the NVIDIA Vulkan driver.
+# `run` prints the GPU and what `ldd` finds missing for each binary, then for each backend
+# (BACKENDS, default "cuda tch wgpu"): the training step at batch 32 (forward, loss, backward,
+# gradient norm and one read back, SGD), the same step cut into phases with a device sync after
+# each, and inference with post-processing at batch 1 and 32; then the same work in PyTorch
+# (benches/peers/gpu_model.py: fp32 defaults, which let cuDNN use TF32, and bf16 autocast), then
+# the training loader alone with 4, 8 and 16 workers. One JSON line per measurement; the whole
+# log also goes to gpu-bench/results.jsonl. A backend that fails prints why (a JSON line with its
+# exit status, its own error above it) and the run goes on. Each backend gets at most
+# BACKEND_TIMEOUT seconds (default 100) and PyTorch PEER_TIMEOUT (default 120), so the run ends
+# in under 8 minutes. TRAIN_BATCH, INFER_BATCHES, WARMUP, ITERS and PEER_DEVICE shrink it for a
+# dry run on a machine without a GPU (`bash scripts/gpu-bench.sh dry-run` does that here).
+#
+# At run time: cuda needs the driver's libcuda.so.1 and CUDA's nvvm/libdevice/libdevice.10.bc
+# (under CUDA_PATH; where no toolkit has it, `run` takes the copy PyTorch's Triton ships); tch
+# needs PyTorch 2.11's libraries (`run` puts the `lib/` of PYTHON's torch on LD_LIBRARY_PATH);
+# wgpu needs a Vulkan loader and the NVIDIA Vulkan driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=gpu-bench
+SSD_CACHE=${SSD_CACHE:-$HOME/.cache/ssd}
+
+build_one() { # name, features, then env assignments for that build
+  local name=$1 features=$2
+  shift 2
+  env "$@" cargo build --release -p ssd --no-default-features --features "$features" \
+    --example throughput
+  cp "$CARGO_TARGET_DIR/release/examples/throughput" "$OUT/bin/throughput-$name"
+  strip "$OUT/bin/throughput-$name"
+}
+
 case "${1:-}" in
   build)
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ssd/target/gpu-bench}
-    FEATURES=${FEATURES:-cuda,wgpu}
-    cargo build --release -p ssd --features "$FEATURES" --example throughput
+    # Each binary in its own target dir: their RUSTFLAGS and LIBTORCH differ.
+    TARGET=${CARGO_TARGET_DIR:-$SSD_CACHE/target/gpu-bench}
     rm -rf "$OUT" && mkdir -p "$OUT/bin"
-    cp "$CARGO_TARGET_DIR/release/examples/throughput" "$OUT/bin/throughput"
-    strip "$OUT/bin/throughput"
+    (
+      # shellcheck source=scripts/cuda-env.sh
+      source scripts/cuda-env.sh
+      export CARGO_TARGET_DIR=$TARGET-cubecl
+      build_one cubecl cuda,wgpu
+    )
+    (
+      bash scripts/install-libtorch.sh --cuda-2.11
+      export CARGO_TARGET_DIR=$TARGET-tch
+      # libtorch_cuda.so's own dependencies (cudart, cuDNN, ...) are not here: the link is told
+      # not to resolve them; they are found on the GPU machine at load time.
+      build_one tch tch LIBTORCH="$SSD_CACHE/libtorch-2.11-cuda" LIBTORCH_CXX11_ABI=1 \
+        LIBTORCH_BYPASS_VERSION_CHECK=1 RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined"
+    )
     tar -C "$OUT" -czf "$OUT/gpu-bench.tar.gz" bin
+    ls -la "$OUT/bin" "$OUT/gpu-bench.tar.gz"
     rm -rf "$OUT/bin"
-    ls -la "$OUT"
     ;;
-  run)
+  run | dry-run)
+    if [ "$1" = dry-run ]; then
+      export TRAIN_BATCH=${TRAIN_BATCH:-2} INFER_BATCHES=${INFER_BATCHES:-1,2} WARMUP=${WARMUP:-1}
+      export ITERS=${ITERS:-1} PEER_DEVICE=${PEER_DEVICE:-cpu} LOADER_WORKERS=${LOADER_WORKERS:-2}
+      export PYTHON=${PYTHON:-$SSD_CACHE/tools-venv/bin/python}
+    fi
     export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-    export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
     PYTHON=${PYTHON:-python3}
-    [ -x "$OUT/bin/throughput" ] || tar -C "$OUT" -xzf "$OUT/gpu-bench.tar.gz"
+    [ -d "$OUT/bin" ] || tar -C "$OUT" -xzf "$OUT/gpu-bench.tar.gz"
+    TORCH_LIB=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null || true)
+    if [ -z "${CUDA_PATH:-}" ] && [ ! -f /usr/local/cuda/nvvm/libdevice/libdevice.10.bc ]; then
+      LIBDEVICE=$("$PYTHON" -c 'import os, triton; print(os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/lib/libdevice.10.bc"))' 2>/dev/null || true)
+      if [ -n "$LIBDEVICE" ] && [ -f "$LIBDEVICE" ]; then
+        mkdir -p "$OUT/cuda/nvvm/libdevice"
+        ln -sfn "$LIBDEVICE" "$OUT/cuda/nvvm/libdevice/libdevice.10.bc"
+        export CUDA_PATH=$PWD/$OUT/cuda
+      fi
+    fi
+    binary_for() { if [ "$1" = tch ]; then echo "$OUT/bin/throughput-tch"; else echo "$OUT/bin/throughput-cubecl"; fi; }
     LOG=$OUT/results.jsonl
     : >"$LOG"
     {
@@ -49,25 +93,33 @@ case "${1:-}" in
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader |
           sed 's/^\(.*\), \(.*\), \(.*\)$/{"gpu":"\1","driver":"\2","memory":"\3"}/'
       fi
-      for backend in ${BACKENDS:-cuda wgpu}; do
-        timeout "${BACKEND_TIMEOUT:-150}" "$OUT/bin/throughput" model --backend "$backend" \
+      echo "{\"cuda_path\":\"${CUDA_PATH:-}\",\"torch_lib\":\"$TORCH_LIB\"}"
+      for bin in "$OUT"/bin/*; do
+        missing=$(LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$bin" 2>&1 |
+          sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | tr '\n' ' ')
+        echo "{\"binary\":\"$(basename "$bin")\",\"ldd_missing\":\"$missing\"}"
+      done
+      for backend in ${BACKENDS:-cuda tch wgpu}; do
+        LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+          timeout "${BACKEND_TIMEOUT:-100}" "$(binary_for "$backend")" model --backend "$backend" \
           --warmup "${WARMUP:-10}" --iters "${ITERS:-30}" --phases ${TRAIN_BATCH:+--train-batch "$TRAIN_BATCH"} \
           ${INFER_BATCHES:+--infer-batches "$INFER_BATCHES"} 2>&1 ||
           echo "{\"backend\":\"$backend\",\"error\":\"exit status $?\"}"
       done
       if "$PYTHON" -c 'import torch, torchvision' 2>/dev/null; then
-        timeout "${BACKEND_TIMEOUT:-150}" "$PYTHON" benches/peers/gpu_model.py --warmup "${WARMUP:-10}" \
+        timeout "${PEER_TIMEOUT:-120}" "$PYTHON" benches/peers/gpu_model.py --warmup "${WARMUP:-10}" \
           --iters "${ITERS:-30}" ${PEER_DEVICE:+--device "$PEER_DEVICE"} ${TRAIN_BATCH:+--train-batch "$TRAIN_BATCH"} \
           ${INFER_BATCHES:+--infer-batches "$INFER_BATCHES"} 2>&1 ||
           echo "{\"backend\":\"pytorch\",\"error\":\"exit status $?\"}"
       else
         echo '{"backend":"pytorch","error":"python cannot import torch and torchvision"}'
       fi
-      "$OUT/bin/throughput" loader --workers "${LOADER_WORKERS:-4,8,16}" 2>&1 || echo '{"what":"loader","error":"failed"}'
+      timeout 60 "$OUT/bin/throughput-cubecl" loader --workers "${LOADER_WORKERS:-4,8,16}" 2>&1 ||
+        echo '{"what":"loader","error":"failed"}'
     } | tee "$LOG"
     ;;
   *)
-    echo "usage: $0 build|run" >&2
+    echo "usage: $0 build|run|dry-run" >&2
     exit 2
     ;;
 esac

@@ -16,9 +16,46 @@
 #
 # Afterwards, for building and running with `--features tch`:
 #   source scripts/libtorch-env.sh
+#
+# `--cuda-2.11`: instead, the headers and libraries of PyTorch 2.11's CUDA 13.0 build (PyPI's
+# `torch==2.11.0`, a 531 MB wheel) in $SSD_CACHE/libtorch-2.11-cuda, for a binary that runs on a
+# GPU machine whose own PyTorch is 2.11 (its library folder on LD_LIBRARY_PATH there). Only
+# `torch/include` and `torch/lib` are unpacked: the wheel's nvidia dependencies (cuDNN, cuBLAS,
+# ...) are not installed, so the binary cannot run here. torch-sys 0.22 is built against it
+# with `LIBTORCH_BYPASS_VERSION_CHECK` (its C++ API is unchanged from 2.9 where tch uses it) and
+# linked with `--allow-shlib-undefined`: see `scripts/gpu-bench.sh build`.
 set -euo pipefail
 
 SSD_CACHE=${SSD_CACHE:-$HOME/.cache/ssd}
+
+if [ "${1:-}" = --cuda-2.11 ]; then
+  DIR=$SSD_CACHE/libtorch-2.11-cuda
+  if [ ! -f "$DIR/.complete" ]; then
+    rm -rf "$DIR"
+    mkdir -p "$DIR/wheel"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform manylinux_2_28_x86_64 --python-version 3.12 --dest "$DIR/wheel" "torch==2.11.0"
+    python3 - "$DIR" <<'PY'
+import pathlib, sys, zipfile
+root = pathlib.Path(sys.argv[1])
+(wheel,) = (root / "wheel").glob("torch-2.11.0-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        name = info.filename
+        if name.startswith(("torch/include/", "torch/lib/")) and not name.endswith("/"):
+            target = root / name[len("torch/"):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+PY
+    rm -rf "$DIR/wheel"
+    echo "2.11.0" >"$DIR/build-version"
+    touch "$DIR/.complete"
+  fi
+  [ -f "$DIR/lib/libtorch_cuda.so" ] || { echo "no libtorch_cuda.so in $DIR/lib" >&2; exit 1; }
+  echo "libtorch 2.11.0 (CUDA 13.0; headers and libraries only) ready in $DIR" >&2
+  exit 0
+fi
 VENV=$SSD_CACHE/torch-venv
 LIBTORCH_DIR=$SSD_CACHE/libtorch-cpu
 TORCH_VERSION=2.9.0
