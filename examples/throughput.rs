@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! throughput model --backend cuda [--train-batch 32] [--infer-batches 1,32] [--warmup 10]
-//!            [--iters 30] [--phases]
+//!            [--iters 30] [--phases] [--model ssd300]
 //! throughput loader [--workers 4,8,16] [--images 256] [--batches 32]
 //! ```
 //!
@@ -15,7 +15,8 @@
 //! after `--warmup` iterations (autotuning happens there) over `--iters` iterations, wall clock
 //! of the whole loop, so a backend's queued work is counted. `--phases` adds a training step cut
 //! into phases with a device sync after each (forward, loss, backward, gradient norm and read,
-//! optimizer): slower in total, it shows where the time goes.
+//! optimizer): slower in total, it shows where the time goes. `--model` takes any `ssd train
+//! --model` name (`small` for a dry run on a software GPU).
 //!
 //! `loader` writes synthetic VOC-sized (500x375) JPEGs to a temporary folder and times the
 //! training loader alone (decode, SSD300 augmentation, matching to the 8,732 priors, batches of
@@ -63,12 +64,12 @@ fn unit(count: usize, salt: u64) -> Vec<f32> {
         .collect()
 }
 
-fn images(batch: usize, device: &Device) -> Tensor<4> {
-    let values: Vec<f32> = unit(batch * 3 * 300 * 300, 1)
+fn images(batch: usize, side: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = unit(batch * 3 * side * side, 1)
         .into_iter()
         .map(|v| v * 100.0)
         .collect();
-    Tensor::from_data(TensorData::new(values, [batch, 3, 300, 300]), device)
+    Tensor::from_data(TensorData::new(values, [batch, 3, side, side]), device)
 }
 
 /// Targets with about 20 positives per image (as `benches/peers/gpu_model.py`), and the
@@ -181,7 +182,10 @@ fn model(args: &[String]) -> Result<(), Failure> {
     let iters: usize = flag(args, "--iters", 30)?;
     let phases = args.iter().any(|a| a == "--phases");
     let infer_batches: String = flag(args, "--infer-batches", "1,32".to_owned())?;
-    let config = SsdConfig::ssd300(21);
+    let name: String = flag(args, "--model", "ssd300".to_owned())?;
+    let config = SsdConfig::named(&name, 21)?;
+    let side = config.input_size();
+    println!("{{\"model\":\"{name}\",\"side\":{side},\"classes\":21}}");
     let priors = config.priors.priors()?;
     let device = backend.device()?;
     let train_device = backend.autodiff_device()?;
@@ -198,7 +202,7 @@ fn model(args: &[String]) -> Result<(), Failure> {
         optimizer: build_optimizer(&train_config),
         config: train_config,
         criterion: MultiBoxLoss::default(),
-        x: images(train_batch, &train_device),
+        x: images(train_batch, side, &train_device),
         labels,
         locations,
         positives,
@@ -235,7 +239,7 @@ fn model(args: &[String]) -> Result<(), Failure> {
             .trim()
             .parse()
             .map_err(|_| format!("--infer-batches {batch}: not a number"))?;
-        let x = images(batch, &device);
+        let x = images(batch, side, &device);
         let sizes = vec![[500u32, 375u32]; batch];
         measure("inference", backend, batch, warmup, iters, || {
             let (loc, conf) = net.forward(x.clone());

@@ -6,6 +6,7 @@
 //!   bar, log lines, loss CSV and plot, Ctrl-C).
 //! - [`detect`]: detection on image files (annotated copies, JSON lines).
 //! - [`eval`]: VOC mAP of a trained model or of devkit result files.
+//! - [`export`]: a trained model as an ONNX file.
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
 //! - [`backend`]: `--backend flex|tch|wgpu|cuda` to Burn devices.
 //!
@@ -14,6 +15,7 @@
 pub mod backend;
 pub mod detect;
 pub mod eval;
+pub mod export;
 pub mod quickstart;
 pub mod render;
 pub mod train;

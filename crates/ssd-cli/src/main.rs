@@ -1,5 +1,5 @@
 //! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
-//! `backends`.
+//! `export`, `backends`.
 
 use anyhow::Context;
 use burn::tensor::Tensor;
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use ssd_cli::backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
+use ssd_cli::export::{ExportArgs, export};
 use ssd_cli::quickstart::{QuickstartArgs, quickstart};
 use ssd_cli::train::{TrainArgs, train};
 
@@ -30,6 +31,9 @@ enum Command {
     /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
     /// the whole workflow in a few minutes on a CPU, nothing to download.
     Quickstart(QuickstartArgs),
+    /// Write a trained model as an ONNX file (opset 17), optionally with its post-processing
+    /// (softmax, box decoding, NMS) in the graph.
+    Export(ExportArgs),
     /// List the backends compiled into this binary and check that each one computes.
     Backends {
         /// Check only this backend (default: every compiled-in one).
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval_results(&args),
         Command::Detect(args) => detect(&args),
         Command::Quickstart(args) => quickstart(&args),
+        Command::Export(args) => export(&args),
         Command::Train(args) => train(&args),
     };
     match result {

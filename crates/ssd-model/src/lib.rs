@@ -50,6 +50,7 @@ mod detector;
 mod error;
 mod loss;
 mod model;
+pub mod onnx;
 mod postprocess;
 pub mod reduce;
 mod weights;
