@@ -22,16 +22,9 @@ pub struct DetectArgs {
     /// An image, or a folder of images (`.jpg`, `.jpeg`, `.png`).
     #[arg(long)]
     pub test_image: PathBuf,
-    /// Lowest score to report and draw, in [0, 1].
-    #[arg(long, default_value_t = 0.2)]
-    pub min_score: f32,
-    /// Detections kept per image (best scores over all classes), at least 1.
-    #[arg(long, default_value_t = 200)]
-    pub top_k: usize,
-    /// NMS IoU, in (0, 1]: a box overlapping a better one of its class by more is dropped (1
-    /// keeps every box).
-    #[arg(long, default_value_t = 0.45)]
-    pub nms_overlap: f32,
+    /// The post-processing thresholds.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Class list for a `.pth` with classes other than VOC's.
     #[arg(long)]
     pub classes: Option<PathBuf>,
@@ -43,7 +36,22 @@ pub struct DetectArgs {
     pub backend: Option<Backend>,
 }
 
-impl DetectArgs {
+/// The post-processing flags of `ssd detect`, `ssd serve` and `ssd export --postprocess`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ThresholdArgs {
+    /// Lowest score to report, in [0, 1].
+    #[arg(long, default_value_t = 0.2)]
+    pub min_score: f32,
+    /// Detections kept per image (best scores over all classes), at least 1.
+    #[arg(long, default_value_t = 200)]
+    pub top_k: usize,
+    /// NMS IoU, in (0, 1]: a box overlapping a better one of its class by more is dropped (1
+    /// keeps every box).
+    #[arg(long, default_value_t = 0.45)]
+    pub nms_overlap: f32,
+}
+
+impl ThresholdArgs {
     /// The post-processing of `--min-score`, `--top-k` and `--nms-overlap`; a value out of
     /// range is an error naming its flag.
     pub fn post_process(&self) -> anyhow::Result<PostProcessConfig> {
@@ -116,7 +124,7 @@ pub fn image_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`. In a folder, an image
 /// that cannot be read is reported and skipped; the command then fails at the end.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
-    let post = args.post_process()?;
+    let post = args.thresholds.post_process()?;
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
         .with_post_process(post);
     let files = image_files(&args.test_image)?;

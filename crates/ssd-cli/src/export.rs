@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use ssd_model::onnx::{OnnxOptions, write_onnx};
 
-use crate::detect::{DetectArgs, load_detector};
+use crate::detect::{ThresholdArgs, load_detector};
 
 /// Arguments of `ssd export`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,15 +21,9 @@ pub struct ExportArgs {
     /// network's `loc` and `conf`.
     #[arg(long)]
     pub postprocess: bool,
-    /// With --postprocess: lowest score kept, in [0, 1].
-    #[arg(long, default_value_t = 0.2)]
-    pub min_score: f32,
-    /// With --postprocess: detections kept per image, at least 1.
-    #[arg(long, default_value_t = 200)]
-    pub top_k: usize,
-    /// With --postprocess: NMS IoU, in (0, 1].
-    #[arg(long, default_value_t = 0.45)]
-    pub nms_overlap: f32,
+    /// The thresholds of --postprocess.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Class list for a `.pth` with classes other than VOC's.
     #[arg(long)]
     pub classes: Option<PathBuf>,
@@ -40,18 +34,7 @@ pub struct ExportArgs {
 
 /// Runs `ssd export`: prints what was written.
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    // The thresholds are `ssd detect`'s, checked by the same code.
-    let detect = DetectArgs {
-        trained_model: args.trained_model.clone(),
-        test_image: PathBuf::new(),
-        min_score: args.min_score,
-        top_k: args.top_k,
-        nms_overlap: args.nms_overlap,
-        classes: args.classes.clone(),
-        output: PathBuf::new(),
-        backend: None,
-    };
-    let post = detect.post_process()?;
+    let post = args.thresholds.post_process()?;
     let detector =
         load_detector(&args.trained_model, args.classes.as_deref(), None)?.with_post_process(post);
     let options = OnnxOptions {

@@ -7,6 +7,7 @@
 //! - [`detect`]: detection on image files (annotated copies, JSON lines).
 //! - [`eval`]: VOC mAP of a trained model or of devkit result files.
 //! - [`export`]: a trained model as an ONNX file.
+//! - [`serve`]: a trained model over HTTP (configures `ssd-serve`).
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
 //! - [`backend`]: `--backend flex|tch|wgpu|cuda` to Burn devices.
 //!
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod export;
 pub mod quickstart;
 pub mod render;
+pub mod serve;
 pub mod train;
 
 /// An error as one line: its message and its causes, each cause once (a cause whose text the

@@ -1,5 +1,5 @@
 //! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
-//! `export`, `backends`.
+//! `export`, `serve`, `backends`.
 
 use anyhow::Context;
 use burn::tensor::Tensor;
@@ -9,6 +9,7 @@ use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
 use ssd_cli::export::{ExportArgs, export};
 use ssd_cli::quickstart::{QuickstartArgs, quickstart};
+use ssd_cli::serve::{ServeArgs, serve};
 use ssd_cli::train::{TrainArgs, train};
 
 /// SSD (Single Shot MultiBox Detector) on Burn.
@@ -34,6 +35,9 @@ enum Command {
     /// Write a trained model as an ONNX file (opset 17), optionally with its post-processing
     /// (softmax, box decoding, NMS) in the graph.
     Export(ExportArgs),
+    /// Serve a trained model over HTTP: `POST /v1/detect` (dynamic batching), `GET /v1/model`,
+    /// `/health`, `/metrics` and a page to try it in the browser at `/`.
+    Serve(Box<ServeArgs>),
     /// List the backends compiled into this binary and check that each one computes.
     Backends {
         /// Check only this backend (default: every compiled-in one).
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Detect(args) => detect(&args),
         Command::Quickstart(args) => quickstart(&args),
         Command::Export(args) => export(&args),
+        Command::Serve(args) => serve(&args),
         Command::Train(args) => train(&args),
     };
     match result {

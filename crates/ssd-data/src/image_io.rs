@@ -26,6 +26,31 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     Ok(image.to_rgb8())
 }
 
+/// [`load_rgb`] for image bytes in memory (an upload), `name` standing for the file in errors,
+/// with a limit of its own on the pixel count: an image whose header claims more than
+/// `max_pixels` pixels is [`DataError::ImageTooLarge`] before anything is decoded or allocated.
+/// The limits of [`load_rgb`] apply too.
+pub fn decode_rgb(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage, DataError> {
+    // The header alone, read without the side limits so that the refusal can say the size;
+    // reading a header allocates nothing of the image's size.
+    let mut header = bytes_reader(bytes, name)?;
+    header.no_limits();
+    let (w, h) = header
+        .into_dimensions()
+        .map_err(|e| decode_error(name, e))?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(DataError::ImageTooLarge {
+            path: name.to_owned(),
+            message: format!("{w} x {h} = {pixels} pixels, over the limit of {max_pixels}"),
+        });
+    }
+    let image = bytes_reader(bytes, name)?
+        .decode()
+        .map_err(|e| decode_error(name, e))?;
+    Ok(image.to_rgb8())
+}
+
 /// Width and height of the image at `path` from its header, after checking that a JPEG is
 /// complete and that decoding it would stay within [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_BYTES`]
 /// (a few-KB file that claims 100,000 x 100,000 pixels is [`DataError::ImageTooLarge`] here, as
@@ -49,11 +74,26 @@ fn reader(path: &Path) -> Result<ImageReader<Cursor<Vec<u8>>>, DataError> {
     let bytes = std::fs::read(path).map_err(|source| {
         DataError::from_io(path, source, |path| DataError::MissingImage { path })
     })?;
-    check_jpeg_complete(&bytes).map_err(|reason| DataError::UnreadableImage {
+    checked_reader(Cursor::new(bytes), path)
+}
+
+/// [`reader`] over bytes in memory named `name`.
+fn bytes_reader<'a>(
+    bytes: &'a [u8],
+    name: &Path,
+) -> Result<ImageReader<Cursor<&'a [u8]>>, DataError> {
+    checked_reader(Cursor::new(bytes), name)
+}
+
+fn checked_reader<B: AsRef<[u8]>>(
+    bytes: Cursor<B>,
+    path: &Path,
+) -> Result<ImageReader<Cursor<B>>, DataError> {
+    check_jpeg_complete(bytes.get_ref().as_ref()).map_err(|reason| DataError::UnreadableImage {
         path: path.to_owned(),
         message: reason.to_owned(),
     })?;
-    let mut reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(bytes)
         .with_guessed_format()
         .map_err(|source| DataError::Io {
             path: path.to_owned(),
@@ -234,37 +274,29 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
-    /// CRC-32 (IEEE), as PNG chunks use.
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                let mask = (crc & 1).wrapping_neg();
-                crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-            }
-        }
-        !crc
-    }
-
     #[test]
     fn absurd_sizes_are_refused_before_decoding() {
         let dir = temp_dir("bomb");
         // A valid PNG header claiming 100,000 x 100,000 pixels.
-        let img = DynamicImage::ImageLuma8(GrayImage::new(1, 1));
         let path = dir.join("bomb.png");
-        img.save_with_format(&path, ImageFormat::Png)
-            .expect("saves");
-        let mut bytes = std::fs::read(&path).unwrap_or_default();
-        // IHDR width and height are the big-endian u32s at offsets 16 and 20.
-        // The chunk's CRC (over type and data, bytes 12..29) is fixed up so the header is valid.
-        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
-        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-        std::fs::write(&path, &bytes).ok();
+        std::fs::write(&path, crate::png_claiming(100_000, 100_000)).ok();
         let r = load_rgb(&path);
         assert!(matches!(r, Err(DataError::ImageTooLarge { .. })), "{r:?}");
+        // From memory, with a pixel limit of its own: refused from the header, saying the size.
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let r = decode_rgb(&bytes, Path::new("upload.png"), 50_000_000);
+        assert!(
+            matches!(&r, Err(DataError::ImageTooLarge { message, .. })
+                if message.contains("100000 x 100000")),
+            "{r:?}"
+        );
+        let small = crate::png_claiming(300, 200);
+        let r = decode_rgb(&small, Path::new("upload.png"), 50_000);
+        assert!(
+            matches!(&r, Err(DataError::ImageTooLarge { message, .. })
+                if message.contains("over the limit of 50000")),
+            "{r:?}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -73,12 +73,12 @@ pub use dataset::{
     DataLocation, DatasetFormat, DatasetReport, DetectionDataset, ImageEntry, LoadedImage,
 };
 pub use error::DataError;
-pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, image_header, load_rgb};
+pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_rgb, image_header, load_rgb};
 pub use image_set::{ImageRef, ImageSet};
 pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;
 pub use synthetic::{
     SYNTHETIC_CLASSES, SYNTHETIC_COCO_IDS, SyntheticConfig, SyntheticFormat, SyntheticSummary,
-    write_synthetic, write_synthetic_as,
+    png_claiming, write_synthetic, write_synthetic_as,
 };
 pub use targets::TargetEncoder;

@@ -483,6 +483,22 @@ fn annotation_xml(id: &str, width: u32, height: u32, objects: &[DrawnObject]) ->
     xml
 }
 
+/// A PNG of a few dozen bytes whose header claims `width` x `height` 8-bit gray pixels (a
+/// decompression bomb): for tests of the size limits, which must refuse it from the header.
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    // Encoding a 1x1 image into memory cannot fail.
+    let _ = image::GrayImage::new(1, 1)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png);
+    // After the 8-byte signature: the IHDR chunk's length (4), type (4), width (4), height (4),
+    // depth, colour type, compression, filter, interlace (5), then the CRC of type and data.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

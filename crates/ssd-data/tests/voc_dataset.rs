@@ -171,22 +171,6 @@ fn missing_files_and_size_mismatch_are_errors_naming_the_file() {
     std::fs::remove_dir_all(root).ok();
 }
 
-/// CRC-32 (ISO-HDLC, PNG's chunk checksum), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A decompression bomb: a small PNG whose header (and annotation) claim 100,000 x 100,000
 /// pixels. The start-up check applies the decoder's limits, so it is refused there, naming the
 /// file, before a run could start training on it.
@@ -199,16 +183,7 @@ fn a_decompression_bomb_is_refused_by_the_start_up_check() {
         .expect("test split");
     let id = test.image_id(0).to_owned();
     let side: u32 = 100_000;
-    let mut png = Vec::new();
-    image::RgbImage::new(8, 8)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .expect("encode");
-    // Signature (8 bytes), then the IHDR chunk: length (4), type (4), width, height, ..., CRC.
-    assert_eq!(&png[12..16], b"IHDR");
-    png[16..20].copy_from_slice(&side.to_be_bytes());
-    png[20..24].copy_from_slice(&side.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let png = ssd_data::png_claiming(side, side);
     let image = root.join(format!("JPEGImages/{id}.jpg"));
     std::fs::write(&image, &png).expect("bomb");
     let xml = root.join(format!("Annotations/{id}.xml"));

@@ -363,6 +363,15 @@ impl SsdConfig {
         Ok(config)
     }
 
+    /// The name of the preset this configuration is (`ssd300`, `ssd512`, `ssd300-coco`,
+    /// `ssd512-coco`, `small`; with any number of classes), `None` for a custom one.
+    pub fn preset_name(&self) -> Option<&'static str> {
+        const PRESETS: [&str; 5] = ["ssd300", "ssd512", "ssd300-coco", "ssd512-coco", "small"];
+        PRESETS
+            .into_iter()
+            .find(|name| Self::named(name, self.num_classes).is_ok_and(|preset| preset == *self))
+    }
+
     /// Number of priors `P` (rows of `loc` and `conf`).
     pub fn num_priors(&self) -> usize {
         self.priors.num_priors()

@@ -183,12 +183,39 @@ impl Detector {
         for image in images {
             pixels.extend(self.preprocess(image));
         }
+        let sizes: Vec<[u32; 2]> = images.iter().map(|i| [i.width(), i.height()]).collect();
+        let configs = vec![*self.post_process(); images.len()];
+        self.detect_preprocessed(pixels, &sizes, &configs)
+    }
+
+    /// Detections for images already preprocessed: `pixels` holds the [`Detector::preprocess`]
+    /// inputs of `sizes.len()` images back to back (`sizes`: their original widths and heights),
+    /// run as one batch; image `i` is post-processed with `configs[i]`. What a server batching
+    /// requests runs: image `i` gets the detections [`Detector::detect`] gives it alone with the
+    /// thresholds `configs[i]`.
+    pub fn detect_preprocessed(
+        &self,
+        pixels: Vec<f32>,
+        sizes: &[[u32; 2]],
+        configs: &[PostProcessConfig],
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if sizes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let side = self.config.input_size();
+        if pixels.len() != sizes.len() * 3 * side * side {
+            return Err(ModelError::Input(format!(
+                "{} preprocessed values for {} images of 3x{side}x{side}",
+                pixels.len(),
+                sizes.len()
+            )));
+        }
         let input = Tensor::<4>::from_data(
-            TensorData::new(pixels, [images.len(), 3, side, side]),
+            TensorData::new(pixels, [sizes.len(), 3, side, side]),
             &self.device,
         );
-        let sizes: Vec<[u32; 2]> = images.iter().map(|i| [i.width(), i.height()]).collect();
-        self.detect_tensor(input, &sizes)
+        let (loc, conf) = self.model.forward(input);
+        self.processor.detect_each(loc, conf, sizes, configs)
     }
 
     /// Detections for a batch already preprocessed (`[N, 3, S, S]`, RGB minus the mean, as
@@ -206,6 +233,12 @@ impl Detector {
     /// The network input of one image: `[3, S, S]` planes, RGB minus the mean.
     pub fn preprocess(&self, image: &RgbImage) -> Vec<f32> {
         self.transform.resize(image)
+    }
+
+    /// The transform of [`Detector::preprocess`], to run where the detector is not (a server's
+    /// request threads): `preprocessor().resize(image)` is `preprocess(image)`.
+    pub fn preprocessor(&self) -> &Augment {
+        &self.transform
     }
 
     /// The detections of one image with class names, ready to serialise.

@@ -129,12 +129,30 @@ impl PostProcessor {
         conf: Tensor<3>,
         original_sizes: &[[u32; 2]],
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
-        self.config.validate()?;
+        let configs = vec![self.config; original_sizes.len()];
+        self.detect_each(loc, conf, original_sizes, &configs)
+    }
+
+    /// [`PostProcessor::detect`] with thresholds of its own for each image (`configs[i]` for
+    /// image `i`, as a server batching requests with different settings needs); image `i`'s
+    /// detections are those [`PostProcessor::detect`] gives with `configs[i]`.
+    pub fn detect_each(
+        &self,
+        loc: Tensor<3>,
+        conf: Tensor<3>,
+        original_sizes: &[[u32; 2]],
+        configs: &[PostProcessConfig],
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        for config in configs {
+            config.validate()?;
+        }
         let [n, p, c] = conf.dims();
-        if original_sizes.len() != n || p != self.priors.len() {
+        if original_sizes.len() != n || configs.len() != n || p != self.priors.len() {
             return Err(ModelError::Input(format!(
-                "post-processing {n} images with {p} priors, but got {} sizes and {} priors",
+                "post-processing {n} images with {p} priors, but got {} sizes, {} settings and {} \
+                 priors",
                 original_sizes.len(),
+                configs.len(),
                 self.priors.len()
             )));
         }
@@ -148,19 +166,19 @@ impl PostProcessor {
         Ok(host
             .chunks_exact(p * row)
             .zip(original_sizes)
-            .map(|(image, size)| self.detect_one(image, row, c, *size))
+            .zip(configs)
+            .map(|((image, size), config)| Self::detect_one(config, image, row, c, *size))
             .collect())
     }
 
     /// Per class: threshold, top k, NMS; then the best `max_detections` over all classes.
     fn detect_one(
-        &self,
+        cfg: &PostProcessConfig,
         image: &[f32],
         row: usize,
         classes: usize,
         size: [u32; 2],
     ) -> Vec<Detection> {
-        let cfg = &self.config;
         let boxes: Vec<CornerBox> = image
             .chunks_exact(row)
             .map(|r| CornerBox::new(r[0], r[1], r[2], r[3]))
