@@ -250,6 +250,41 @@ mod tests {
         ]
     }
 
+    /// Each image of a batch post-processed with thresholds of its own gets what `detect` gives
+    /// it with those thresholds alone; a settings count other than the batch's is an error.
+    #[test]
+    fn each_image_gets_its_own_thresholds() {
+        let loc = || tensor3(vec![0.0; 2 * 3 * 4], [2, 3, 4]);
+        let conf = || tensor3([logits(), logits()].concat(), [2, 3, 3]);
+        let loose = PostProcessConfig {
+            score_threshold: 0.01,
+            nms_iou: 0.95,
+            ..PostProcessConfig::default()
+        };
+        let strict = PostProcessConfig {
+            score_threshold: 0.9,
+            ..PostProcessConfig::default()
+        };
+        let sizes = [[100, 50], [40, 80]];
+        let each = processor(loose)
+            .detect_each(loc(), conf(), &sizes, &[loose, strict])
+            .expect("detect");
+        let alone = |config, i: usize| {
+            processor(config)
+                .detect(loc(), conf(), &sizes)
+                .expect("detect")
+                .swap_remove(i)
+        };
+        assert_eq!(each[0], alone(loose, 0));
+        assert_eq!(each[1], alone(strict, 1));
+        assert_ne!(each[0].len(), each[1].len(), "the thresholds matter here");
+        assert!(
+            processor(loose)
+                .detect_each(loc(), conf(), &sizes, &[loose])
+                .is_err()
+        );
+    }
+
     /// Each threshold out of its range is refused by name before anything is computed: a NaN
     /// score threshold or a `max_detections` of 0 would otherwise return no detections, an IoU of
     /// 0 or 2 would break or switch off NMS.

@@ -207,8 +207,7 @@ async fn detect(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "{} images in one request, at most {} allowed",
-                uploads.len(),
+                "more than {} images in one request",
                 app.config.max_images_per_request
             ),
         ));

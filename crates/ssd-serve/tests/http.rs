@@ -319,7 +319,7 @@ async fn bad_requests_get_4xx_json() {
             .multipart(form)
             .send()
     };
-    check(413, "at most 2")(json(send(files(3)).await.expect("request")).await);
+    check(413, "more than 2 images")(json(send(files(3)).await.expect("request")).await);
     check(400, "no image")(
         json(
             send(reqwest::multipart::Form::new().text("a", "b"))
