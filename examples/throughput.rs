@@ -228,7 +228,15 @@ fn model(args: &[String]) -> Result<(), Failure> {
             ms(times[4])
         );
     }
-    println!("{{\"backend\":\"{backend}\",\"final_loss\":{}}}", step.loss);
+    // JSON has no NaN: a loss that is not finite is `null`, with the reason.
+    if step.loss.is_finite() {
+        println!("{{\"backend\":\"{backend}\",\"final_loss\":{}}}", step.loss);
+    } else {
+        println!(
+            "{{\"backend\":\"{backend}\",\"final_loss\":null,\"error\":\"the loss is {}\"}}",
+            step.loss
+        );
+    }
     let trained = step.model.take().ok_or("no model")?;
     drop(step);
 
@@ -310,14 +318,22 @@ fn loader(args: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn main() -> Result<(), Failure> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
         Some("model") => model(&args),
         Some("loader") => loader(&args),
         _ => Err("usage: throughput model --backend NAME [--train-batch 32] \
                   [--infer-batches 1,32] [--warmup 10] [--iters 30] [--phases] | throughput loader [--workers 4,8,16] [--images 256] \
                   [--batches 32]"
             .into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the error's message (a bench script logs it as the backend's reason).
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
