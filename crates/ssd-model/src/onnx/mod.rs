@@ -278,12 +278,14 @@ fn metadata(detector: &Detector) -> Result<Vec<StringStringEntryProto>, OnnxErro
         .map_err(|e| ModelError::Config(crate::ConfigError::Priors(e)))?;
     let priors: Vec<[f32; 4]> = priors.iter().map(|p| [p.cx, p.cy, p.w, p.h]).collect();
     let coder = BoxCoder::default();
+    let config_json = serde_json::to_string(config).map_err(|e| {
+        ModelError::Input(format!(
+            "cannot write the model's configuration as JSON: {e}"
+        ))
+    })?;
     Ok(vec![
         entry("classes", &json(serde_json::json!(classes))),
-        entry(
-            "ssd_config",
-            &serde_json::to_string(config).unwrap_or_default(),
-        ),
+        entry("ssd_config", &config_json),
         entry("priors", &json(serde_json::json!(priors))),
         entry("variances", &json(serde_json::json!(coder.variances))),
         entry("mean_rgb", &json(serde_json::json!(ssd_data::VOC_MEAN_RGB))),
