@@ -9,7 +9,8 @@ The data is seeded and built to reach every rule of COCOeval: crowd regions, `ar
 w * h, non-contiguous category ids listed out of order, a category without ground truth and one
 without detections, an image-category pair with more than 100 detections, score ties, areas
 exactly at the small/medium/large bounds (32^2, 96^2), IoU exactly 0.5, images without ground
-truth and images without detections.
+truth and images without detections, and degenerate ground truth (zero or negative width or
+height, boxes outside their image), which pycocotools scores as given.
 
 Per-category AP is pycocotools' precision array averaged as detectron2 does:
 mean(precision[:, :, k, area=all, maxDets=100]) over the entries > -1.
@@ -102,6 +103,22 @@ def make(seed=2016):
     for d in range(5):
         results.append({"image_id": image_id, "category_id": 3,
                         "bbox": [10 + 70 * d, 220, 50, 60], "score": 0.5 + 0.05 * d})
+    # Degenerate ground truth, which pycocotools scores exactly as given (nothing is dropped or
+    # clipped): zero width, zero height, negative width, a box entirely outside its image and one
+    # partly outside, each with a detection on it.
+    image_id = 5014
+    images.append({"id": image_id, "file_name": "5014.jpg", "width": 200, "height": 100})
+    for bbox, area, detection in [
+        ([20, 20, 0, 30], 0.0, [19, 20, 2, 30]),
+        ([60, 20, 30, 0], 0.0, [60, 19, 30, 2]),
+        ([110, 20, -10, 30], 300.0, [100, 20, 10, 30]),
+        ([250, 10, 40, 40], 1600.0, [252, 10, 40, 40]),
+        ([170, 60, 50, 60], 3000.0, [170, 60, 50, 60]),
+    ]:
+        annotations.append({"id": ann_id, "image_id": image_id, "category_id": 7,
+                            "bbox": bbox, "area": area, "iscrowd": 0})
+        ann_id += 1
+        results.append({"image_id": image_id, "category_id": 7, "bbox": detection, "score": 0.8})
     gt = {"images": images, "annotations": annotations, "categories": categories}
     return gt, results
 

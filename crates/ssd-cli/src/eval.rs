@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use ssd_data::{ClassList, DataLocation, DatasetFormat, DetectionDataset};
 use ssd_eval::{ApMetric, EvalConfig, IouRule, Metric, MissingClass};
-use ssd_train::{DatasetDetections, EvalOptions, detect_dataset, test_post_process};
+use ssd_train::{
+    DatasetDetections, EvalOptions, detect_dataset, results_destination, test_post_process,
+};
 
 use crate::detect::load_detector;
 
@@ -42,9 +44,14 @@ pub struct EvalArgs {
     /// `<comp>_det_<set>_<class>.txt` (1-based pixels), for COCO data a COCO results file
     /// `[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]`. With `--trained-model`:
     /// where the model's results are written (default `results/det`, for COCO
-    /// `results/det/detections_<set>.json`).
+    /// `results/det/detections_<set>.json`); existing files are refused without --overwrite,
+    /// and the command's inputs always.
     #[arg(long)]
     pub detections: Option<PathBuf>,
+    /// With `--trained-model`: replace existing results files (never an input of the command,
+    /// nor anything but a regular file).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Evaluate this model (checkpoint folder, `.bpk` or PyTorch `.pth`): detection over the
     /// dataset with the test settings (score 0.01, top 400 per class, NMS 0.45, 200 per image for
     /// VOC; 100 per image for COCO), then the results files and the metric.
@@ -139,12 +146,16 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
                 Some(detector.classes().clone()),
                 true,
             )?);
+            // Where the results go is checked before the detection pass.
+            let inputs = [model.as_path()];
+            let to = args.detections.as_deref();
+            results_destination(&dataset, to, args.overwrite, &inputs)?;
             let bar = progress_bar(dataset.len() as u64, "detecting");
             let found = detect_dataset(&detector, &dataset, &options, |done| {
                 bar.set_position(done as u64);
             })?;
             bar.finish_and_clear();
-            let written = found.write_results(args.detections.as_deref())?;
+            let written = found.write_results(to, args.overwrite, &inputs)?;
             if !args.json {
                 println!("results in {}", written.display());
             }

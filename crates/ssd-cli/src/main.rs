@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use burn::tensor::Tensor;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ssd_cli::backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
@@ -22,12 +22,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train an SSD on VOC-format data (the Caffe recipe by default).
+    /// Train an SSD on VOC or COCO data (the Caffe recipe by default).
     Train(Box<TrainArgs>),
     /// Detect objects in an image or a folder of images: annotated copies and JSON lines.
     Detect(DetectArgs),
-    /// VOC mAP of a trained model (`--trained-model`) or of devkit result files
-    /// (`--detections`) on an image set.
+    /// Score a trained model (`--trained-model`) or any tool's results (`--detections`) on a
+    /// VOC or COCO dataset: VOC07 or VOC2010+ mAP, or COCO's AP.
     Eval(EvalArgs),
     /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
     /// the whole workflow in a few minutes on a CPU, nothing to download.
@@ -46,8 +46,31 @@ enum Command {
     },
 }
 
+/// The command line: a number after a flag is its value even when negative (then an error
+/// naming the flag's range, not "unexpected argument"); `ssd export`'s thresholds need
+/// `--postprocess` (they set the post-processing in the graph, which is only there with it).
+fn command() -> clap::Command {
+    let needs_postprocess = |a: clap::Arg| a.requires("postprocess");
+    Cli::command()
+        .mut_subcommands(|s| {
+            s.mut_args(|a| {
+                if a.get_action().takes_values() {
+                    a.allow_negative_numbers(true)
+                } else {
+                    a
+                }
+            })
+        })
+        .mut_subcommand("export", |s| {
+            s.mut_arg("min_score", needs_postprocess)
+                .mut_arg("top_k", needs_postprocess)
+                .mut_arg("nms_overlap", needs_postprocess)
+        })
+}
+
 fn main() -> std::process::ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let result = match cli.command {
         Command::Backends { backend } => backends(backend),
         Command::Eval(args) => eval_results(&args),
         Command::Detect(args) => detect(&args),

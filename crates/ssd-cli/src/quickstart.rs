@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{
-    DataLocation, DetectionDataset, SyntheticConfig, SyntheticFormat, write_synthetic_as,
+    DataLocation, DetectionDataset, SyntheticConfig, SyntheticFormat, remove_synthetic,
+    write_synthetic_as,
 };
 use ssd_eval::{EvalConfig, Metric, write_coco_results, write_results};
 use ssd_model::{Detector, PostProcessConfig, SsdConfig};
@@ -74,10 +75,16 @@ pub enum QuickstartFormat {
 /// Default training length of the quickstart.
 pub const QUICKSTART_ITERATIONS: u64 = 1000;
 
-/// The synthetic dataset of the quickstart: objects large enough for the small model's input.
-pub fn quickstart_data(seed: u64) -> SyntheticConfig {
+/// The synthetic dataset of the quickstart: objects large enough for the small model's input;
+/// in the COCO layout, a crowd region in one image of five.
+pub fn quickstart_data(seed: u64, format: SyntheticFormat) -> SyntheticConfig {
     SyntheticConfig {
         seed,
+        crowds: if format == SyntheticFormat::Coco {
+            0.2
+        } else {
+            0.0
+        },
         train_images: 800,
         test_images: 200,
         width: [240, 320],
@@ -120,7 +127,6 @@ pub fn quickstart_train(args: &QuickstartArgs, data: PathBuf) -> TrainConfig {
 pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let data = args.results.join("data");
-    let data_config = quickstart_data(args.seed);
     // Settings are checked before anything is written.
     let config = quickstart_train(args, data.clone());
     config.validate()?;
@@ -128,6 +134,9 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         QuickstartFormat::Voc => SyntheticFormat::Voc,
         QuickstartFormat::Coco => SyntheticFormat::Coco,
     };
+    let data_config = quickstart_data(args.seed, format);
+    // The quickstart owns its data folder: an earlier run's dataset (of either layout) goes.
+    remove_synthetic(&data)?;
     println!(
         "writing a synthetic {} dataset ({} train + {} test images) to {}",
         if format == SyntheticFormat::Coco {
@@ -142,8 +151,16 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let summary = write_synthetic_as(&data, &data_config, format)
         .with_context(|| format!("writing the synthetic dataset to {}", data.display()))?;
     println!(
-        "{} images, {} objects ({} truncated, {} difficult)",
-        summary.images, summary.objects, summary.truncated, summary.difficult
+        "{} images, {} objects ({} truncated, {} {})",
+        summary.images,
+        summary.objects,
+        summary.truncated,
+        summary.difficult,
+        if format == SyntheticFormat::Coco {
+            "crowd regions"
+        } else {
+            "difficult"
+        }
     );
     // The dataset's own classes: the class file of the VOC root, the COCO file's categories.
     let classes = match DataLocation::new(std::slice::from_ref(&data), "trainval").own_classes()? {

@@ -307,13 +307,19 @@ fn resumed_network(
     model_name: Option<String>,
     classes_file: Option<PathBuf>,
 ) -> anyhow::Result<(SsdConfig, ClassList)> {
+    // The category ids of a COCO run stay with its classes: results keep the file's ids, and
+    // data with other ids is refused when the dataset opens.
     let classes = ClassList::new(state.classes.clone())
+        .and_then(|c| match &state.category_ids {
+            Some(ids) => c.with_category_ids(ids.clone()),
+            None => Ok(c),
+        })
         .with_context(|| format!("class names in {}", dir.display()))?;
     let asked = classes_file
         .as_deref()
         .map(ClassList::from_file)
         .transpose()?;
-    if asked.is_some_and(|asked| asked != classes) {
+    if asked.is_some_and(|asked| asked.names() != classes.names()) {
         bail!(
             "--resume {}: --classes differs from the checkpoint's classes",
             dir.display()

@@ -116,6 +116,59 @@ fn evaluates_result_files_as_table_and_json() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The ground truth is scored as its file gives it, as the devkit reads it: a box that runs out
+/// of its image keeps its full extent, and an inverted box is a ground truth no detection can
+/// match (what training clips or leaves out is training's business).
+#[test]
+fn the_ground_truth_is_scored_as_given() {
+    let dir = temp_dir("as-given");
+    std::fs::create_dir_all(dir.join("Annotations")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("ImageSets/Main")).expect("mkdir");
+    std::fs::write(dir.join("ImageSets/Main/test.txt"), "000001\n").expect("write");
+    std::fs::write(dir.join("classes.txt"), "cat\ndog\n").expect("write");
+    std::fs::write(
+        dir.join("Annotations/000001.xml"),
+        "<annotation><size><width>100</width><height>100</height></size>\
+         <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>300</xmax><ymax>50</ymax></bndbox></object>\
+         <object><name>dog</name><bndbox><xmin>30</xmin><ymin>10</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>\
+         </annotation>",
+    )
+    .expect("write");
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).expect("mkdir");
+    // On the box as given (IoU 1); against the box clipped to the image it would be IoU 1/3.
+    std::fs::write(
+        results.join("comp4_det_test_cat.txt"),
+        "000001 0.9 1 1 300 50\n",
+    )
+    .expect("write");
+    std::fs::write(results.join("comp4_det_test_dog.txt"), "").expect("write");
+    let out = ssd(&[
+        "eval",
+        "--dataroot",
+        dir.to_str().expect("utf8"),
+        "--detections",
+        results.to_str().expect("utf8"),
+        "--classes",
+        dir.join("classes.txt").to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    // Cat: AP 1. Dog: one ground truth, no detection: AP 0 (it counts, as in VOCevaldet.m).
+    for (key, want) in [("cat", 1.0), ("dog", 0.0)] {
+        let ap = json["ap"][key].as_f64().expect("a number");
+        assert!((ap - want).abs() < 1e-12, "{key}: {json}");
+    }
+    let map = json["map"].as_f64().expect("a number");
+    assert!((map - 0.5).abs() < 1e-12, "{json}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn bad_input_is_one_line_naming_the_file_and_a_failure_exit() {
     let dir = temp_dir("bad");

@@ -3,9 +3,14 @@
 //! VOC boxes are 1-based inclusive pixel coordinates. Reading subtracts 1 (as amdegroot and
 //! lufficc do), giving 0-based continuous pixel coordinates in `[0, width - 1] x [0, height - 1]`;
 //! [`Annotation::normalized_boxes`] divides by the image size. Boxes that stick out of the image are
-//! clipped to it; boxes that are inverted or have no area after clipping are dropped. Both are
-//! counted in a [`SanitizeReport`] so the caller can print them, and nothing downstream ever sees a
-//! box that would encode to NaN.
+//! clipped to it; boxes that are inverted or have no area after clipping are left out of the
+//! objects training sees. Both are counted in a [`SanitizeReport`] so the caller can print them,
+//! and nothing downstream of [`Annotation::objects`] ever sees a box that would encode to NaN.
+//!
+//! What the file says is kept too: every object's box exactly as given ([`GivenBox`]), and the
+//! objects left out with their place in the file ([`Annotation::dropped`]), because evaluation
+//! scores the ground truth exactly as the file gives it, as the devkit and pycocotools do
+//! ([`Annotation::ground_truth`]). What to clip or drop is a training decision.
 
 use std::path::Path;
 
@@ -31,19 +36,44 @@ pub struct Object {
     pub crowd: bool,
     /// COCO's `area` (the mask's area, which COCO's small/medium/large ranges use), when given.
     pub area: Option<f64>,
-    /// COCO's `bbox` `[x, y, w, h]` exactly as the file has it (unclipped), for COCO objects.
-    pub coco_box: Option<[f64; 4]>,
+    /// The box exactly as the file gives it (unclipped, possibly empty or inverted): what
+    /// evaluation scores.
+    pub given: GivenBox,
+}
+
+/// An object's box exactly as its annotation file gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GivenBox {
+    /// VOC's `<bndbox>` `[xmin, ymin, xmax, ymax]`: 1-based inclusive pixels, the devkit's own.
+    Voc([f64; 4]),
+    /// COCO's `bbox` `[x, y, w, h]`: 0-based pixels.
+    Coco([f64; 4]),
+}
+
+impl GivenBox {
+    /// The box in COCO's form `[x, y, w, h]` (a VOC box's corners made 0-based: `x = xmin - 1`,
+    /// `w = xmax - xmin`, as a devkit detection converts).
+    pub fn xywh(self) -> [f64; 4] {
+        match self {
+            GivenBox::Coco(b) => b,
+            GivenBox::Voc([x0, y0, x1, y1]) => [x0 - 1.0, y0 - 1.0, x1 - x0, y1 - y0],
+        }
+    }
+
+    /// The box in the devkit's 1-based pixels (a COCO box's corners `[x, y, x + w, y + h]` plus
+    /// 1, as a COCO detection converts).
+    pub fn devkit(self) -> [f64; 4] {
+        match self {
+            GivenBox::Voc(b) => b,
+            GivenBox::Coco([x, y, w, h]) => [x + 1.0, y + 1.0, x + w + 1.0, y + h + 1.0],
+        }
+    }
 }
 
 impl Object {
-    /// The box in COCO's form `[x, y, w, h]`: the file's own for a COCO object, else from
-    /// [`Object::bbox`].
+    /// The box in COCO's form `[x, y, w, h]`, as the file gives it (see [`GivenBox::xywh`]).
     pub fn xywh(&self) -> [f64; 4] {
-        self.coco_box.unwrap_or_else(|| {
-            let b = self.bbox;
-            let [x0, y0, x1, y1] = [b.xmin, b.ymin, b.xmax, b.ymax].map(f64::from);
-            [x0, y0, x1 - x0, y1 - y0]
-        })
+        self.given.xywh()
     }
 
     /// The area the COCO metric uses: the file's `area`, else `w * h`.
@@ -60,7 +90,7 @@ impl Object {
 pub struct SanitizeReport {
     /// Boxes partly outside the image, clipped to it.
     pub clipped: usize,
-    /// Boxes dropped: inverted, zero-area, or entirely outside the image.
+    /// Boxes left out of training: inverted, zero-area, or entirely outside the image.
     pub dropped: usize,
 }
 
@@ -81,8 +111,13 @@ pub struct Annotation {
     pub width: u32,
     /// Image height in pixels (`<size><height>`).
     pub height: u32,
-    /// The objects that survived sanitising, in file order.
+    /// The objects training may use (boxes clipped to the image, none empty), in file order.
     pub objects: Vec<Object>,
+    /// The objects whose box is empty once clipped to the image (zero or negative width or
+    /// height, or entirely outside it), each with its index among the file's objects for this
+    /// image: never a training target, but ground truth for evaluation. Their `bbox` is the
+    /// empty clipped box; [`Object::given`] is the file's.
+    pub dropped: Vec<(usize, Object)>,
     /// What sanitising changed.
     pub report: SanitizeReport,
 }
@@ -111,30 +146,57 @@ impl Annotation {
         let size = child(root, "size").ok_or_else(|| missing(path, None, "size"))?;
         let width = size_field(size, "width", path)?;
         let height = size_field(size, "height", path)?;
-        let mut report = SanitizeReport::default();
-        let mut objects = Vec::new();
+        let mut annotation = Self::empty(width, height);
+        annotation.filename = child_text(root, "filename").map(str::to_owned);
         for (index, node) in root
             .children()
             .filter(|n| n.has_tag_name("object"))
             .enumerate()
         {
-            let object = parse_object(node, index, path, classes, width, height)?;
-            match object {
-                Sanitized::Kept(o) => objects.push(o),
-                Sanitized::Clipped(o) => {
-                    report.clipped += 1;
-                    objects.push(o);
-                }
-                Sanitized::Dropped => report.dropped += 1,
-            }
+            annotation.push(parse_object(node, index, path, classes, width, height)?);
         }
-        Ok(Self {
-            filename: child_text(root, "filename").map(str::to_owned),
+        Ok(annotation)
+    }
+
+    /// An annotation of a `width` x `height` image without objects.
+    pub(crate) fn empty(width: u32, height: u32) -> Self {
+        Self {
+            filename: None,
             width,
             height,
-            objects,
-            report,
+            objects: Vec::new(),
+            dropped: Vec::new(),
+            report: SanitizeReport::default(),
+        }
+    }
+
+    /// Every object of the file in file order, dropped ones included: the ground truth
+    /// evaluation scores (with each object's [`Object::given`] box).
+    pub fn ground_truth(&self) -> impl Iterator<Item = &Object> + '_ {
+        let mut kept = self.objects.iter();
+        let mut dropped = self.dropped.iter().peekable();
+        (0..self.objects.len() + self.dropped.len()).filter_map(move |i| {
+            match dropped.next_if(|(at, _)| *at == i) {
+                Some((_, o)) => Some(o),
+                None => kept.next(),
+            }
         })
+    }
+
+    /// Adds the next object of the file (see [`Annotation::dropped`]), counted in the report.
+    pub(crate) fn push(&mut self, object: Sanitized) {
+        let index = self.objects.len() + self.dropped.len();
+        match object {
+            Sanitized::Kept(o) => self.objects.push(o),
+            Sanitized::Clipped(o) => {
+                self.report.clipped += 1;
+                self.objects.push(o);
+            }
+            Sanitized::Dropped(o) => {
+                self.report.dropped += 1;
+                self.dropped.push((index, o));
+            }
+        }
     }
 
     /// The objects' boxes normalised to `[0, 1]` by the image width and height.
@@ -178,10 +240,41 @@ impl Annotation {
     }
 }
 
-enum Sanitized {
+/// One object of a file, after clipping its box to the image.
+pub(crate) enum Sanitized {
+    /// Inside the image.
     Kept(Object),
+    /// Partly outside: clipped.
     Clipped(Object),
-    Dropped,
+    /// Nothing left once clipped: evaluation's, not training's.
+    Dropped(Object),
+}
+
+impl Sanitized {
+    /// `object` with `bbox` the clipped corners of `corners` (continuous pixels) within
+    /// `[0, max_x] x [0, max_y]`.
+    pub(crate) fn clip(mut object: Object, corners: [f64; 4], max_x: f64, max_y: f64) -> Self {
+        let [x0, y0, x1, y1] = corners;
+        let clipped = [
+            x0.clamp(0.0, max_x),
+            y0.clamp(0.0, max_y),
+            x1.clamp(0.0, max_x),
+            y1.clamp(0.0, max_y),
+        ];
+        object.bbox = CornerBox::new(
+            clipped[0] as f32,
+            clipped[1] as f32,
+            clipped[2] as f32,
+            clipped[3] as f32,
+        );
+        if clipped[2] <= clipped[0] || clipped[3] <= clipped[1] {
+            Sanitized::Dropped(object)
+        } else if clipped == corners {
+            Sanitized::Kept(object)
+        } else {
+            Sanitized::Clipped(object)
+        }
+    }
 }
 
 fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
@@ -266,41 +359,23 @@ fn parse_object(
         path: path.to_owned(),
         object: index,
     })?;
-    let mut coords = [0f64; 4];
-    for (slot, field) in coords.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
+    let mut given = [0f64; 4];
+    for (slot, field) in given.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
         let text = child_text(bndbox, field).ok_or_else(|| missing(path, Some(index), field))?;
-        *slot = number(text, path, Some(index), field)? - 1.0;
-    }
-    let [xmin, ymin, xmax, ymax] = coords;
-    let (max_x, max_y) = (f64::from(width) - 1.0, f64::from(height) - 1.0);
-    let clipped = [
-        xmin.clamp(0.0, max_x),
-        ymin.clamp(0.0, max_y),
-        xmax.clamp(0.0, max_x),
-        ymax.clamp(0.0, max_y),
-    ];
-    if clipped[2] <= clipped[0] || clipped[3] <= clipped[1] {
-        return Ok(Sanitized::Dropped);
+        *slot = number(text, path, Some(index), field)?;
     }
     let object = Object {
         label,
-        bbox: CornerBox::new(
-            clipped[0] as f32,
-            clipped[1] as f32,
-            clipped[2] as f32,
-            clipped[3] as f32,
-        ),
+        bbox: CornerBox::new(0.0, 0.0, 0.0, 0.0),
         difficult,
         truncated,
         crowd: false,
         area: None,
-        coco_box: None,
+        given: GivenBox::Voc(given),
     };
-    if clipped == coords {
-        Ok(Sanitized::Kept(object))
-    } else {
-        Ok(Sanitized::Clipped(object))
-    }
+    let corners = given.map(|v| v - 1.0);
+    let (max_x, max_y) = (f64::from(width) - 1.0, f64::from(height) - 1.0);
+    Ok(Sanitized::clip(object, corners, max_x, max_y))
 }
 
 #[cfg(test)]
@@ -386,7 +461,39 @@ mod tests {
                     dropped: 1
                 }
             );
+            // Kept for evaluation, exactly as given.
+            let given = [x0, y0, x1, y1].map(|v| v.parse::<f64>().expect("number"));
+            assert_eq!(a.dropped.len(), 1);
+            assert_eq!(a.dropped[0].1.given, GivenBox::Voc(given));
+            assert_eq!(a.dropped[0].1.given.devkit(), given);
         }
+    }
+
+    #[test]
+    fn ground_truth_is_every_object_in_file_order_as_given() {
+        let text = "<annotation><size><width>100</width><height>50</height></size>\
+            <object><name>cat</name><bndbox><xmin>-5</xmin><ymin>10</ymin><xmax>150</xmax><ymax>20</ymax></bndbox></object>\
+            <object><name>dog</name><bndbox><xmin>30</xmin><ymin>10</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>\
+            <object><name>cow</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>\
+            <object><name>cat</name><bndbox><xmin>120</xmin><ymin>5</ymin><xmax>130</xmax><ymax>9</ymax></bndbox></object>\
+            </annotation>";
+        let a = parse(text).expect("valid");
+        assert_eq!(
+            a.labels(),
+            vec![8, 10],
+            "training keeps the cat (clipped) and the cow"
+        );
+        let given: Vec<[f64; 4]> = a.ground_truth().map(|o| o.given.devkit()).collect();
+        assert_eq!(
+            given,
+            vec![
+                [-5.0, 10.0, 150.0, 20.0],
+                [30.0, 10.0, 20.0, 20.0],
+                [1.0, 1.0, 9.0, 9.0],
+                [120.0, 5.0, 130.0, 9.0]
+            ]
+        );
+        assert_eq!(a.objects[0].given.xywh(), [-6.0, 9.0, 155.0, 10.0]);
     }
 
     #[test]

@@ -4,21 +4,24 @@
 //! an error naming the file and the JSON path of the value (`annotations[1523].bbox`). The
 //! annotations become the same [`Annotation`]s a VOC file gives: COCO's `bbox` `[x, y, w, h]`
 //! (pixels, no `+1`) becomes the corner box `[x, y, x + w, y + h]`, clipped to the image; the
-//! file's own box and `area` are kept for the COCO metric. Boxes with no width or height are
-//! dropped and counted; crowd regions (`iscrowd`) are kept, marked, and never trained on.
+//! file's own box and `area` are kept for the COCO metric. Boxes with no width or height, or
+//! entirely outside the image, are left out of training and counted, but stay ground truth for
+//! evaluation (pycocotools scores them); crowd regions (`iscrowd`) are kept, marked, and never
+//! trained on. A UTF-8 byte-order mark before the JSON is accepted.
 //!
 //! Category ids are arbitrary: labels `1..=K` follow the ids in ascending order (lufficc/SSD),
 //! and the class list records the ids so results are written with the file's own.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use ssd_core::CornerBox;
 
-use crate::{Annotation, ClassList, DataError, Object, SanitizeReport};
+use crate::annotation::Sanitized;
+use crate::{Annotation, ClassList, DataError, GivenBox, Object};
 
 #[derive(Deserialize)]
 struct CocoFile {
@@ -28,12 +31,11 @@ struct CocoFile {
     categories: Vec<CocoCategory>,
 }
 
+/// The `categories` of a file; every other key is skipped by the parser without being built
+/// (serde ignores unknown fields), however deep it nests.
 #[derive(Deserialize)]
 struct CategoriesOnly {
     categories: Vec<CocoCategory>,
-    // Everything else is skipped without being built.
-    #[serde(flatten)]
-    _rest: HashMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +51,7 @@ struct CocoAnnotation {
     id: u64,
     image_id: u64,
     category_id: u64,
+    #[serde(deserialize_with = "four_numbers")]
     bbox: [f64; 4],
     #[serde(default)]
     area: Option<f64>,
@@ -60,6 +63,33 @@ struct CocoAnnotation {
 struct CocoCategory {
     id: u64,
     name: String,
+}
+
+/// A `bbox`: exactly four numbers, an error saying so (and how many there were) otherwise.
+fn four_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[f64; 4], D::Error> {
+    struct Four;
+    impl<'de> Visitor<'de> for Four {
+        type Value = [f64; 4];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("4 numbers [x, y, w, h]")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<[f64; 4], A::Error> {
+            let mut out = [0.0; 4];
+            let mut n = 0;
+            while let Some(v) = seq.next_element::<f64>()? {
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = v;
+                }
+                n += 1;
+            }
+            if n == 4 {
+                Ok(out)
+            } else {
+                Err(de::Error::invalid_length(n, &self))
+            }
+        }
+    }
+    deserializer.deserialize_seq(Four)
 }
 
 /// `iscrowd` as `0`/`1` (COCO) or `false`/`true` (some exporters).
@@ -117,6 +147,8 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], path: &Path) -> Result<T, DataError> {
+    // A byte-order mark is not JSON, but editors on Windows write one.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| bad_json(path, e))?;
     de.end().map_err(|e| json_error(path, String::new(), &e))?;
@@ -201,21 +233,26 @@ fn label_map(
 ) -> Result<HashMap<u64, usize>, DataError> {
     let mut map = HashMap::with_capacity(categories.len());
     for (i, c) in categories.iter().enumerate() {
-        let label = match classes.category_ids() {
-            Some(_) => classes.label_of_category(c.id),
-            None => classes.index_of(&c.name),
-        };
-        let Some(label) = label else {
-            return Err(invalid(
-                path,
-                format!("categories[{i}]"),
+        let (label, lacking) = match classes.category_ids() {
+            Some(ids) => (
+                classes.label_of_category(c.id),
                 format!(
-                    "category {} ({:?}) is not one of the model's {} classes",
-                    c.id,
+                    "category id {} (named {:?} here) is not one of the model's category ids {ids:?}",
+                    c.id, c.name
+                ),
+            ),
+            None => (
+                classes.index_of(&c.name),
+                format!(
+                    "category name {:?} (id {}) is not one of the model's {} class names",
                     c.name,
+                    c.id,
                     classes.len()
                 ),
-            ));
+            ),
+        };
+        let Some(label) = label else {
+            return Err(invalid(path, format!("categories[{i}]"), lacking));
         };
         map.insert(c.id, label);
     }
@@ -285,7 +322,7 @@ fn parse_contents(
                 ),
             ));
         }
-        if image.file_name.is_empty() || !is_relative_name(&image.file_name) {
+        if !is_relative_name(&image.file_name) {
             return Err(invalid(
                 path,
                 format!("images[{i}].file_name"),
@@ -298,13 +335,7 @@ fn parse_contents(
         images.push(CocoEntry {
             id: image.id,
             file_name: image.file_name,
-            annotation: Annotation {
-                filename: None,
-                width: image.width,
-                height: image.height,
-                objects: Vec::new(),
-                report: SanitizeReport::default(),
-            },
+            annotation: Annotation::empty(image.width, image.height),
         });
     }
     let mut annotation_ids = HashMap::with_capacity(file.annotations.len());
@@ -347,14 +378,7 @@ fn parse_contents(
             ));
         }
         let entry = &mut images[image].annotation;
-        match sanitize(a, label, entry.width, entry.height) {
-            Sanitized::Kept(o) => entry.objects.push(o),
-            Sanitized::Clipped(o) => {
-                entry.report.clipped += 1;
-                entry.objects.push(o);
-            }
-            Sanitized::Dropped => entry.report.dropped += 1,
-        }
+        entry.push(sanitize(a, label, entry.width, entry.height));
     }
     Ok(CocoContents {
         images,
@@ -364,59 +388,31 @@ fn parse_contents(
     })
 }
 
-/// A `file_name` that stays inside the images folder: relative, no `..`.
+/// A `file_name` that names a file inside the images folder: relative, no `..`, ending in a
+/// name (not `.` or `dir/`), no NUL byte (which no file system allows).
 fn is_relative_name(name: &str) -> bool {
     let p = Path::new(name);
-    p.is_relative()
-        && p.components().all(|c| {
-            matches!(
-                c,
-                std::path::Component::Normal(_) | std::path::Component::CurDir
-            )
-        })
-}
-
-enum Sanitized {
-    Kept(Object),
-    Clipped(Object),
-    Dropped,
+    !name.contains('\0')
+        && !name.ends_with('/')
+        && p.is_relative()
+        && matches!(p.components().next_back(), Some(Component::Normal(_)))
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 fn sanitize(a: &CocoAnnotation, label: usize, width: u32, height: u32) -> Sanitized {
     let [x, y, w, h] = a.bbox;
-    if w <= 0.0 || h <= 0.0 {
-        return Sanitized::Dropped;
-    }
-    let coords = [x, y, x + w, y + h];
-    let (max_x, max_y) = (f64::from(width), f64::from(height));
-    let clipped = [
-        coords[0].clamp(0.0, max_x),
-        coords[1].clamp(0.0, max_y),
-        coords[2].clamp(0.0, max_x),
-        coords[3].clamp(0.0, max_y),
-    ];
-    if clipped[2] <= clipped[0] || clipped[3] <= clipped[1] {
-        return Sanitized::Dropped;
-    }
     let object = Object {
         label,
-        bbox: CornerBox::new(
-            clipped[0] as f32,
-            clipped[1] as f32,
-            clipped[2] as f32,
-            clipped[3] as f32,
-        ),
+        bbox: CornerBox::new(0.0, 0.0, 0.0, 0.0),
         difficult: false,
         truncated: false,
         crowd: a.iscrowd,
         area: a.area,
-        coco_box: Some(a.bbox),
+        given: GivenBox::Coco(a.bbox),
     };
-    if clipped == coords {
-        Sanitized::Kept(object)
-    } else {
-        Sanitized::Clipped(object)
-    }
+    let corners = [x, y, x + w, y + h];
+    Sanitized::clip(object, corners, f64::from(width), f64::from(height))
 }
 
 /// Where a COCO file's images are: `--images DIR` if given, else beside the file.
@@ -462,9 +458,20 @@ mod tests {
         assert!(a.objects[1].crowd);
         // Clipped to the image for training, the file's box kept for evaluation.
         assert_eq!(a.objects[1].bbox, CornerBox::new(90.0, 40.0, 100.0, 50.0));
-        assert_eq!(a.objects[1].coco_box, Some([90.0, 40.0, 20.0, 20.0]));
+        assert_eq!(a.objects[1].given, GivenBox::Coco([90.0, 40.0, 20.0, 20.0]));
         assert_eq!(a.report.clipped, 1);
         assert_eq!(a.report.dropped, 1);
+        // The zero-width box is no training target, but ground truth as given, in file order.
+        assert_eq!(a.dropped.len(), 1);
+        let given: Vec<[f64; 4]> = a.ground_truth().map(Object::xywh).collect();
+        assert_eq!(
+            given,
+            vec![
+                [10.0, 5.0, 20.0, 10.0],
+                [90.0, 40.0, 20.0, 20.0],
+                [1.0, 1.0, 0.0, 5.0]
+            ]
+        );
         let (boxes, labels) = a.training_targets(true);
         assert_eq!((boxes.len(), labels), (1, vec![2]));
         assert!(c.images[1].annotation.objects.is_empty());
@@ -490,6 +497,35 @@ mod tests {
         let lacking = ClassList::new(vec!["dog".into()]).expect("list");
         let err = read_file(&path, Some(&lacking)).expect_err("traffic light is unknown");
         assert!(err.to_string().contains("categories[1]"), "{err}");
+        assert!(
+            err.to_string().contains("category name \"traffic light\""),
+            "{err}"
+        );
+        // By id, the id is what is missing, whatever the name.
+        let other_ids = by_name.with_category_ids(vec![18, 5, 3]).expect("ids");
+        let err = read_file(&path, Some(&other_ids)).expect_err("id 2 is unknown");
+        let message = err.to_string();
+        assert!(
+            message.contains("category id 2 (named \"traffic light\" here)")
+                && message.contains("[18, 5, 3]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let path = write("bom", &format!("\u{feff}{GOOD}"));
+        assert_eq!(read_file(&path, None).expect("parses").images.len(), 2);
+        assert_eq!(read_classes(&path).expect("categories").len(), 2);
+    }
+
+    #[test]
+    fn deep_keys_outside_the_annotations_are_skipped_by_both_readers() {
+        let deep = format!("{}1{}", "{\"a\": ".repeat(200), "}".repeat(200));
+        let text = GOOD.replacen('{', &format!("{{\"info\": {deep}, "), 1);
+        let path = write("deep", &text);
+        assert_eq!(read_file(&path, None).expect("parses").images.len(), 2);
+        assert_eq!(read_classes(&path).expect("categories").len(), 2);
     }
 
     #[test]
@@ -540,6 +576,19 @@ mod tests {
                 "annotations[0].area",
             ),
             (GOOD.replace("\"file_name\": \"a.jpg\", ", ""), "images[0]"),
+            (
+                GOOD.replace("\"a.jpg\"", "\".\""),
+                "images[0].file_name: \".\" is not a file name",
+            ),
+            (GOOD.replace("\"a.jpg\"", "\"sub/\""), "images[0].file_name"),
+            (
+                GOOD.replace("\"a.jpg\"", "\"a\\u0000.jpg\""),
+                "images[0].file_name: \"a\\0.jpg\" is not a file name",
+            ),
+            (
+                GOOD.replace("[10, 5, 20, 10]", "[10, 5, 20, 10, 3]"),
+                "annotations[0].bbox: invalid length 5, expected 4 numbers",
+            ),
             (
                 GOOD.replace("{\"id\": 18, \"name\": \"dog\"}, ", "")
                     .replace("{\"id\": 2, \"name\": \"traffic light\"}", ""),

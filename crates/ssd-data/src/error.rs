@@ -167,6 +167,38 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// An output file that exists, written without asking to replace it.
+    #[error("{}: exists; pass overwrite (`--overwrite`) to replace it", path.display())]
+    OutputExists {
+        /// The output.
+        path: PathBuf,
+    },
+    /// An output path that is something other than a regular file (a folder, a symbolic link,
+    /// a device, a pipe): never replaced, whatever `overwrite` says.
+    #[error("{}: is a {kind}, not a regular file; refusing to write over it", path.display())]
+    OutputNotAFile {
+        /// The output.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// An output path that is one of the command's own inputs (the same file, by another name
+    /// or a hard link included).
+    #[error("{}: is {}, an input of this command; write the output elsewhere", path.display(), input.display())]
+    OutputIsInput {
+        /// The output.
+        path: PathBuf,
+        /// The input it is.
+        input: PathBuf,
+    },
+    /// An output's folder that does not exist.
+    #[error("{}: folder {} does not exist", path.display(), folder.display())]
+    NoOutputFolder {
+        /// The output.
+        path: PathBuf,
+        /// Its missing folder.
+        folder: PathBuf,
+    },
 }
 
 impl DataError {

@@ -23,7 +23,65 @@ pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// decoder refuses (unknown format, corrupt or truncated data).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     let image = reader(path)?.decode().map_err(|e| decode_error(path, e))?;
-    Ok(image.to_rgb8())
+    Ok(image.into_rgb8())
+}
+
+/// What an image in memory is, read from its header without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageProbe {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// An upper bound of the memory [`decode_rgb`] allocates for it at once, in bytes: the
+    /// decoder's own buffer in the file's colour type (16-bit RGBA is 8 bytes a pixel), its
+    /// working memory, and the 8-bit RGB copy unless the image is 8-bit RGB already.
+    pub decode_bytes: u64,
+}
+
+impl ImageProbe {
+    /// Width times height.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Reads the header of image bytes in memory (`name` stands for the file in errors): size and
+/// what decoding will cost, allocating nothing of the image's size. A format the decoders do not
+/// know, or a header they refuse, is [`DataError::UnreadableImage`]; the size limits of
+/// [`decode_rgb`] are not applied here, so a caller can say by how much an image is over them.
+pub fn probe_image(bytes: &[u8], name: &Path) -> Result<ImageProbe, DataError> {
+    let mut reader = bytes_reader(bytes, name)?;
+    reader.no_limits();
+    let format = reader.format();
+    let decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    let native = decoder.total_bytes();
+    let rgb8 = if decoder.color_type() == image::ColorType::Rgb8 {
+        0
+    } else {
+        pixels * 3
+    };
+    let working = match format {
+        // PNG decodes row by row into its output.
+        Some(image::ImageFormat::Png) => native / 8,
+        // The JPEG decoder keeps every component's 16-bit coefficients of a progressive image
+        // until its last scan, and a few rows of planes otherwise (measured, with the factors
+        // below as bounds, in crates/ssd-data/tests/decode_memory.rs).
+        Some(image::ImageFormat::Jpeg) => {
+            let coefficients = jpeg_frame(bytes)
+                .filter(|f| f.progressive)
+                .map_or(0, |f| 2 * f.samples(pixels));
+            coefficients + pixels * 3 / 2 + (1 << 20)
+        }
+        _ => native * 2 + (1 << 20),
+    };
+    Ok(ImageProbe {
+        width,
+        height,
+        decode_bytes: native + working + rgb8,
+    })
 }
 
 /// [`load_rgb`] for image bytes in memory (an upload), `name` standing for the file in errors,
@@ -48,7 +106,7 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage
     let image = bytes_reader(bytes, name)?
         .decode()
         .map_err(|e| decode_error(name, e))?;
-    Ok(image.to_rgb8())
+    Ok(image.into_rgb8())
 }
 
 /// Width and height of the image at `path` from its header, after checking that a JPEG is
@@ -128,6 +186,61 @@ fn decode_error(path: &Path, e: ImageError) -> DataError {
             path: path.to_owned(),
             message: other.to_string(),
         },
+    }
+}
+
+/// What a JPEG's start-of-frame header says about its memory: whether it is progressive and the
+/// sampling factors `(h, v)` of its components.
+struct JpegFrame {
+    progressive: bool,
+    sampling: Vec<(u64, u64)>,
+}
+
+impl JpegFrame {
+    /// Samples of all components for an image of `pixels` (subsampled components have fewer).
+    fn samples(&self, pixels: u64) -> u64 {
+        let h_max = self.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1);
+        let v_max = self.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1);
+        self.sampling
+            .iter()
+            .map(|(h, v)| (pixels * h * v).div_ceil(h_max * v_max))
+            .sum()
+    }
+}
+
+/// The start-of-frame header of JPEG data, `None` for other data or a header cut short.
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (0xFF, marker) = (*bytes.get(at)?, *bytes.get(at + 1)?) else {
+            return None;
+        };
+        let len = usize::from(*bytes.get(at + 2)?) << 8 | usize::from(*bytes.get(at + 3)?);
+        // SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC).
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            let segment = bytes.get(at + 4..at + 2 + len)?;
+            let count = usize::from(*segment.get(5)?);
+            let sampling = (0..count)
+                .map(|i| {
+                    let s = *segment.get(6 + 3 * i + 1)?;
+                    Some((u64::from(s >> 4), u64::from(s & 0x0F)))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            return Some(JpegFrame {
+                progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+                sampling,
+            });
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            return None;
+        }
+        at += 2 + len;
     }
 }
 

@@ -57,11 +57,12 @@ mod error;
 mod image_io;
 mod image_set;
 mod loader;
+pub mod output;
 mod rng;
 pub mod synthetic;
 mod targets;
 
-pub use annotation::{Annotation, Object, SanitizeReport};
+pub use annotation::{Annotation, GivenBox, Object, SanitizeReport};
 pub use augment::{
     Augment, Augmented, CropSampler, Expand, GeometryPlan, Photometric, PhotometricPlan,
     VOC_MEAN_RGB, flip_box,
@@ -73,12 +74,14 @@ pub use dataset::{
     DataLocation, DatasetFormat, DatasetReport, DetectionDataset, ImageEntry, LoadedImage,
 };
 pub use error::DataError;
-pub use image_io::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_rgb, image_header, load_rgb};
+pub use image_io::{
+    ImageProbe, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_rgb, image_header, load_rgb, probe_image,
+};
 pub use image_set::{ImageRef, ImageSet};
 pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;
 pub use synthetic::{
     SYNTHETIC_CLASSES, SYNTHETIC_COCO_IDS, SyntheticConfig, SyntheticFormat, SyntheticSummary,
-    png_claiming, write_synthetic, write_synthetic_as,
+    png_claiming, remove_synthetic, write_synthetic, write_synthetic_as,
 };
 pub use targets::TargetEncoder;

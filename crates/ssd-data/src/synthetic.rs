@@ -46,6 +46,10 @@ pub struct SyntheticConfig {
     pub difficult_below: u32,
     /// JPEG quality (1-100).
     pub jpeg_quality: u8,
+    /// Probability that an image also gets a crowd: 4 to 8 tiny shapes of one class close
+    /// together, annotated as one region (a crowd region, `iscrowd`, in the COCO layout; a
+    /// difficult object in VOC's), as COCO annotates crowds of people or cars.
+    pub crowds: f64,
 }
 
 impl Default for SyntheticConfig {
@@ -61,6 +65,7 @@ impl Default for SyntheticConfig {
             truncated_probability: 0.15,
             difficult_below: 12,
             jpeg_quality: 90,
+            crowds: 0.0,
         }
     }
 }
@@ -95,17 +100,60 @@ pub struct SyntheticSummary {
     pub objects: usize,
     /// Of those, marked truncated.
     pub truncated: usize,
-    /// Of those, marked difficult.
+    /// Of those, marked difficult (crowds included: the COCO layout's crowd regions).
     pub difficult: usize,
 }
 
-/// One drawn object, in 0-based inclusive pixel coordinates.
+/// One drawn object (or crowd), in 0-based inclusive pixel coordinates.
 #[derive(Debug, Clone, PartialEq)]
 struct DrawnObject {
     class: usize,
     bbox: [u32; 4],
     truncated: bool,
     difficult: bool,
+    /// Pixels the shape covers inside its box, over the box's (a crowd's over its region's).
+    fill: f64,
+}
+
+/// What the writer creates in a root, in either layout.
+const WRITTEN: [&str; 7] = [
+    "Annotations",
+    "JPEGImages",
+    "ImageSets",
+    "annotations",
+    "trainval",
+    "test",
+    "classes.txt",
+];
+
+/// Removes a dataset folder the writer made, so that the next one starts empty: a VOC dataset
+/// written over a COCO one would otherwise be read as the COCO one, whose annotation file the
+/// dataset reader finds first. A folder that holds anything the writer does not write is refused
+/// ([`DataError::UnknownLayout`], naming it) and left as it is; a missing folder is fine.
+pub fn remove_synthetic(root: &Path) -> Result<(), DataError> {
+    let io = |source| DataError::Io {
+        path: root.to_owned(),
+        source,
+    };
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(io)?.file_name();
+        if !WRITTEN.iter().any(|w| name == *w) {
+            return Err(DataError::UnknownLayout {
+                path: root.to_owned(),
+                reason: format!(
+                    "holds {:?}, which the synthetic dataset writer does not write; not removing \
+                     it (remove it yourself, or write the dataset elsewhere)",
+                    name.to_string_lossy()
+                ),
+            });
+        }
+    }
+    std::fs::remove_dir_all(root).map_err(io)
 }
 
 /// Writes the dataset under `root` (created if needed; existing files of the same names are
@@ -126,8 +174,8 @@ pub enum SyntheticFormat {
     /// The COCO layout: `annotations/instances_trainval.json` and `instances_test.json`, images in
     /// `trainval/` and `test/`. The categories have the non-contiguous ids
     /// [`SYNTHETIC_COCO_IDS`], listed in the file in descending order; objects that VOC marks
-    /// difficult (tiny) are crowd regions; `area` is the shape's own area (a circle's is π/4 of
-    /// its box), not w * h.
+    /// difficult (tiny objects, and the crowds of [`SyntheticConfig::crowds`]) are crowd regions;
+    /// `area` is the shape's own area (a circle's is π/4 of its box), not w * h.
     Coco,
 }
 
@@ -205,9 +253,8 @@ fn write_coco(root: &Path, config: &SyntheticConfig) -> Result<SyntheticSummary,
             summary.difficult += usize::from(o.difficult);
             let [x0, y0, x1, y1] = o.bbox;
             let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
-            // The shape's area inside its box: circle, square, triangle, ring, cross.
-            let fill = [std::f64::consts::FRAC_PI_4, 1.0, 0.5, 0.35, 0.5][o.class];
-            let area = (f64::from(w) * f64::from(h) * fill * 100.0).round() / 100.0;
+            // The shape's area inside its box.
+            let area = (f64::from(w) * f64::from(h) * o.fill * 100.0).round() / 100.0;
             let _ = write!(
                 json.annotations,
                 "{}{{\"id\": {annotation_id}, \"image_id\": {image_id}, \"category_id\": {}, \"bbox\": [{x0}, {y0}, {w}, {h}], \"area\": {area:?}, \"iscrowd\": {}}}",
@@ -368,12 +415,74 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
                     bbox,
                     truncated: !full,
                     difficult: vw.min(vh) < config.difficult_below,
+                    fill: SHAPE_FILL[class],
                 });
             }
             break;
         }
     }
+    if config.crowds > 0.0 && rng.chance(config.crowds) {
+        objects.extend(draw_crowd(&mut image, &placed, rng));
+    }
     (image, objects)
+}
+
+/// The part of its box each shape covers: circle, square, triangle, ring, cross.
+const SHAPE_FILL: [f64; 5] = [std::f64::consts::FRAC_PI_4, 1.0, 0.5, 0.35, 0.5];
+
+/// Draws a crowd (4 to 8 shapes of one class, 5 to 9 pixels wide, close together) where it
+/// does not cover the objects `placed`; returns its region as one difficult object, `None` when
+/// no free place was found.
+fn draw_crowd(
+    image: &mut RgbImage,
+    placed: &[[f64; 4]],
+    rng: &mut SampleRng,
+) -> Option<DrawnObject> {
+    let (width, height) = (f64::from(image.width()), f64::from(image.height()));
+    let class = rng.below(SYNTHETIC_CLASSES.len());
+    let colour = object_colour(rng);
+    let side = (width.min(height) * 0.2).max(20.0);
+    for _ in 0..20 {
+        let (x0, y0) = (
+            rng.uniform(0.0, (width - side).max(0.0)),
+            rng.uniform(0.0, (height - side).max(0.0)),
+        );
+        let region = [x0, y0, x0 + side, y0 + side];
+        if placed.iter().any(|p| overlap_fraction(p, &region) > 0.1) {
+            continue;
+        }
+        let mut extent: Option<[u32; 4]> = None;
+        let mut covered = 0.0;
+        for _ in 0..4 + rng.below(5) {
+            let size = rng.uniform(5.0, 9.0);
+            let (x, y) = (
+                rng.uniform(x0, x0 + side - size),
+                rng.uniform(y0, y0 + side - size),
+            );
+            if let Some(b) = draw_shape(image, class, [x, y, x + size, y + size], colour) {
+                covered += size * size * SHAPE_FILL[class];
+                extent = Some(match extent {
+                    None => b,
+                    Some(e) => [
+                        e[0].min(b[0]),
+                        e[1].min(b[1]),
+                        e[2].max(b[2]),
+                        e[3].max(b[3]),
+                    ],
+                });
+            }
+        }
+        let bbox = extent?;
+        let area = f64::from(bbox[2] - bbox[0] + 1) * f64::from(bbox[3] - bbox[1] + 1);
+        return Some(DrawnObject {
+            class,
+            bbox,
+            truncated: false,
+            difficult: true,
+            fill: (covered / area).min(1.0),
+        });
+    }
+    None
 }
 
 /// Intersection over the smaller box's area: high when one box mostly hides the other.

@@ -81,7 +81,13 @@ fn export_writes_atomically_and_refuses_what_it_should() {
         ["num_detections", "boxes", "scores", "labels"]
     );
     let err = write_onnx(&detector, &path, &OnnxOptions::default()).expect_err("exists");
-    assert!(matches!(err, OnnxError::Exists(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            OnnxError::Output(ssd_data::DataError::OutputExists { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("small.onnx"), "{err}");
     let missing = dir.join("no/such/folder/m.onnx");
     let err = write_onnx(&detector, &missing, &OnnxOptions::default()).expect_err("no folder");

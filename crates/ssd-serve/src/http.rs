@@ -13,13 +13,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde::Serialize;
-use ssd_data::{Augment, DataError, decode_rgb};
+use ssd_data::{Augment, DataError, decode_rgb, probe_image};
 use ssd_model::{ImageDetections, PostProcessConfig};
 use tokio::sync::oneshot;
 
+use crate::budget::{Budget, Refusal, Reservation};
 use crate::metrics::{self, Metrics};
 use crate::worker::{Job, Queue, SubmitError};
 use crate::{ModelInfo, ServeConfig};
+
+/// Most bytes of a refused body read and thrown away before the answer, so that a client that
+/// sends its whole body before reading (Python's `requests` and `urllib` do) gets the answer,
+/// not a connection reset.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The page of `GET /`.
 const PAGE: &str = include_str!("page.html");
@@ -31,6 +37,7 @@ pub(crate) struct App {
     pub preprocessor: Augment,
     pub defaults: PostProcessConfig,
     pub config: ServeConfig,
+    pub budget: Budget,
     pub metrics: Metrics,
 }
 
@@ -56,6 +63,7 @@ pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     retry_after: Option<u64>,
+    close: bool,
 }
 
 impl ApiError {
@@ -64,6 +72,15 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            close: false,
+        }
+    }
+
+    /// `503` with `Retry-After: 1`.
+    fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 }
@@ -86,6 +103,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -166,7 +188,10 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// `POST /v1/detect`: one JSON object per image, in the order sent.
+/// `POST /v1/detect`: one JSON object per image, in the order sent. A refusal that comes before
+/// the whole body was read reads and throws away what is left of it first (up to
+/// [`DRAIN_LIMIT`], within the request's time), unless the client waits for `100 Continue`:
+/// it then gets the answer without sending its body.
 async fn detect(
     State(app): State<Shared>,
     RawQuery(query): RawQuery,
@@ -174,23 +199,54 @@ async fn detect(
     body: Body,
 ) -> Result<axum::Json<Vec<ImageDetections>>, ApiError> {
     let start = Instant::now();
-    let post = thresholds(query.as_deref(), app.defaults)?;
-    let kind = body_kind(&headers)?;
-    let limit = app.config.max_body_bytes;
-    if let Some(length) = content_length(&headers)
-        && length > limit as u64
+    let mut body = Some(body);
+    let result = detect_images(&app, query.as_deref(), &headers, &mut body, start).await;
+    if let (Err(_), Some(unread)) = (&result, body.take())
+        && !expects_continue(&headers)
     {
+        let left = app.config.request_timeout.saturating_sub(start.elapsed());
+        let _ = tokio::time::timeout(left, drain(unread)).await;
+    }
+    result.map(axum::Json)
+}
+
+async fn detect_images(
+    app: &Shared,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+    start: Instant,
+) -> Result<Vec<ImageDetections>, ApiError> {
+    let post = thresholds(query, app.defaults)?;
+    let kind = body_kind(headers)?;
+    let limit = app.config.max_body_bytes;
+    let declared = content_length(headers);
+    if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large_body(limit));
     }
+    // A multipart body is held twice while its parts are split out.
+    let copies = match kind {
+        BodyKind::Raw => 1,
+        BodyKind::Multipart(_) => 2,
+    };
+    let mut held = Reservation::none(&app.budget);
+    if let Some(length) = declared {
+        held.add(reserve(app, length * copies, "the request's body")?);
+    }
     let timeout = app.config.request_timeout;
-    let bytes = tokio::time::timeout(timeout, read_body(body, limit))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the body took longer than {} to arrive", seconds(timeout)),
-            )
-        })??;
+    let reading = read_body(
+        body,
+        limit,
+        declared.is_none().then_some(copies),
+        app,
+        &mut held,
+    );
+    let bytes = tokio::time::timeout(timeout, reading).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body took longer than {} to arrive", seconds(timeout)),
+        )
+    })??;
     let uploads = match kind {
         BodyKind::Raw => vec![("image".to_owned(), bytes)],
         BodyKind::Multipart(boundary) => {
@@ -212,15 +268,20 @@ async fn detect(
             ),
         ));
     }
-    let decoder = app.clone();
+    let decoder = Arc::clone(app);
     let images = tokio::task::spawn_blocking(move || {
-        uploads
+        let mut inputs = Reservation::none(&decoder.budget);
+        let images = uploads
             .into_iter()
-            .map(|(name, bytes)| decode(&decoder, name, &bytes))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|(name, bytes)| decode(&decoder, name, &bytes, &mut inputs))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, ApiError>((images, inputs))
     })
     .await
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed"))??;
+    // The body is gone; the network inputs stay reserved until they are queued.
+    drop(held);
+    let (images, _inputs) = images;
     let mut answers = Vec::with_capacity(images.len());
     for (name, size, pixels) in images {
         let (reply, answer) = oneshot::channel();
@@ -235,16 +296,10 @@ async fn detect(
             Ok(()) => answers.push(answer),
             Err(SubmitError::Full) => {
                 app.metrics.rejected.inc();
-                return Err(ApiError {
-                    retry_after: Some(1),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "the queue is full ({} images waiting); retry shortly",
-                            app.config.queue_capacity
-                        ),
-                    )
-                });
+                return Err(ApiError::busy(format!(
+                    "the queue is full ({} images waiting); retry shortly",
+                    app.config.queue_capacity
+                )));
             }
             Err(SubmitError::Stopped) => {
                 return Err(ApiError::new(
@@ -273,8 +328,53 @@ async fn detect(
                 "the inference thread stopped",
             )),
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(axum::Json)
+        .collect()
+}
+
+/// Reserves `bytes` of the memory budget for `what`: `503` while others hold it, `413` beyond
+/// the whole budget.
+fn reserve(app: &App, bytes: u64, what: &str) -> Result<Reservation, ApiError> {
+    app.budget.reserve(bytes).map_err(|refusal| match refusal {
+        Refusal::TooLarge { bytes, total } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{what} needs {} of memory, over the server's budget of {}",
+                mib(bytes),
+                mib(total)
+            ),
+        ),
+        Refusal::Busy => {
+            app.metrics.memory_busy.inc();
+            ApiError::busy(format!(
+                "the server's memory for uploads ({}) is held by other requests; retry shortly",
+                mib(app.budget.total())
+            ))
+        }
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Whether the client sent `Expect: 100-continue` (it sends the body only when asked).
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and throws away what is left of a refused body, up to [`DRAIN_LIMIT`] bytes.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
 }
 
 fn seconds(d: Duration) -> String {
@@ -378,29 +478,69 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn too_large_body(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body is over the limit of {limit} bytes"),
-    )
+    ApiError {
+        close: true,
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the limit of {limit} bytes"),
+        )
+    }
 }
 
-/// The whole body, refused as soon as it passes `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let mut stream = body.into_data_stream();
+/// The whole body, refused as soon as it passes `limit` bytes. Without a declared length
+/// (`reserve_per_byte`: how many copies of it will be held), its memory is reserved from the
+/// budget into `held` as the buffer grows. The body is taken from `body` once it has been read
+/// to its end; a refusal leaves what is left of it there.
+async fn read_body(
+    body: &mut Option<Body>,
+    limit: usize,
+    reserve_per_byte: Option<u64>,
+    app: &App,
+    held: &mut Reservation,
+) -> Result<Bytes, ApiError> {
+    let Some(whole) = body.take() else {
+        return Ok(Bytes::new());
+    };
+    let mut stream = whole.into_data_stream();
     let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            )
-        })?;
+    let mut reserved = 0u64;
+    let outcome = loop {
+        let Some(chunk) = stream.next().await else {
+            break Ok(());
+        };
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                break Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ));
+            }
+        };
         if bytes.len() + chunk.len() > limit {
-            return Err(too_large_body(limit));
+            break Err(too_large_body(limit));
+        }
+        if let Some(copies) = reserve_per_byte {
+            // The buffer at most doubles when it grows.
+            let needed = (bytes.len() + chunk.len()).max(2 * bytes.capacity()) as u64 * copies;
+            if needed > reserved {
+                match reserve(app, needed - reserved, "the request's body") {
+                    Ok(more) => held.add(more),
+                    Err(e) => break Err(e),
+                }
+                reserved = needed;
+            }
         }
         bytes.extend_from_slice(&chunk);
+    };
+    match outcome {
+        Ok(()) => Ok(bytes.into()),
+        Err(e) => {
+            // What is left is the caller's to throw away.
+            *body = Some(Body::from_stream(stream));
+            Err(e)
+        }
     }
-    Ok(bytes.into())
 }
 
 /// The file parts of a multipart body, with their file names (else field names); stops at one
@@ -441,22 +581,56 @@ async fn multipart(
     Ok(images)
 }
 
-/// Decodes and resizes one upload, checking its pixel count from the header first.
-fn decode(app: &App, name: String, bytes: &[u8]) -> Result<(String, [u32; 2], Vec<f32>), ApiError> {
+/// Decodes and resizes one upload: its pixel count and decoding memory read from the header
+/// first, that memory reserved from the budget while it decodes, the network input's into
+/// `inputs`.
+fn decode(
+    app: &App,
+    name: String,
+    bytes: &[u8],
+    inputs: &mut Reservation,
+) -> Result<(String, [u32; 2], Vec<f32>), ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("image {name:?} is empty"),
         ));
     }
-    let image =
-        decode_rgb(bytes, Path::new(&name), app.config.max_pixels).map_err(|e| match e {
-            DataError::ImageTooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-            }
-            other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
-        })?;
+    let path = Path::new(&name);
+    let refused = |e: DataError| match e {
+        DataError::ImageTooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+    };
+    let probe = probe_image(bytes, path).map_err(refused)?;
+    if probe.pixels() > app.config.max_pixels {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{name}: image too large: {} x {} = {} pixels, over the limit of {}",
+                probe.width,
+                probe.height,
+                probe.pixels(),
+                app.config.max_pixels
+            ),
+        ));
+    }
+    let side = u64::from(app.preprocessor.size);
+    let input = reserve(app, side * side * 3 * 4, "a network input")?;
+    let decoding = reserve(
+        app,
+        probe.decode_bytes,
+        &format!(
+            "decoding image {name:?} ({} x {})",
+            probe.width, probe.height
+        ),
+    )?;
+    let image = decode_rgb(bytes, path, app.config.max_pixels).map_err(refused)?;
     let size = [image.width(), image.height()];
     let pixels = app.preprocessor.resize(&image);
+    drop(image);
+    drop(decoding);
+    inputs.add(input);
     Ok((name, size, pixels))
 }

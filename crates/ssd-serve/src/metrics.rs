@@ -22,6 +22,12 @@ pub struct Metrics {
     pub images: IntCounter,
     /// Requests refused because the queue was full.
     pub rejected: IntCounter,
+    /// Bytes of the memory budget held by request bodies and images being decoded.
+    pub memory_reserved: IntGauge,
+    /// Requests refused because the memory budget was taken by others.
+    pub memory_busy: IntCounter,
+    /// Open client connections.
+    pub connections: IntGauge,
 }
 
 impl Metrics {
@@ -60,6 +66,18 @@ impl Metrics {
             "Requests refused with 503 because the queue was full",
         )
         .expect("valid metric");
+        let memory_reserved = IntGauge::new(
+            "ssd_memory_reserved_bytes",
+            "Bytes of the memory budget held by request bodies and images being decoded",
+        )
+        .expect("valid metric");
+        let memory_busy = IntCounter::new(
+            "ssd_memory_busy_total",
+            "Requests refused with 503 because the memory budget was held by others",
+        )
+        .expect("valid metric");
+        let connections =
+            IntGauge::new("ssd_open_connections", "Open client connections").expect("valid metric");
         let registry = Registry::new();
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -68,6 +86,9 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(images.clone()),
             Box::new(rejected.clone()),
+            Box::new(memory_reserved.clone()),
+            Box::new(memory_busy.clone()),
+            Box::new(connections.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -79,6 +100,9 @@ impl Metrics {
             queue_depth,
             images,
             rejected,
+            memory_reserved,
+            memory_busy,
+            connections,
         }
     }
 

@@ -1,8 +1,12 @@
 //! The inference worker: one thread owns the [`Detector`] and runs the images of every client in
-//! batches of up to `max_batch`, waiting at most `max_wait` for a batch to fill.
+//! batches of up to `max_batch`, waiting at most `max_wait` for a batch to fill. The queue in
+//! front of it is bounded by a count, not by a buffer allocated up front: its memory grows
+//! with the images waiting.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,7 +33,10 @@ pub(crate) struct Job {
 /// The sending side of the bounded queue in front of the worker.
 #[derive(Clone)]
 pub(crate) struct Queue {
-    sender: SyncSender<Job>,
+    sender: Sender<Job>,
+    /// Jobs sent and not yet taken by the worker.
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
     metrics: Metrics,
 }
 
@@ -45,17 +52,16 @@ impl Queue {
     /// Queues `job` without waiting.
     pub(crate) fn submit(&self, job: Job) -> Result<(), SubmitError> {
         // Counted before sending: the worker may take the job (and decrement) at once.
-        self.metrics.queue_depth.inc();
-        match self.sender.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.metrics.queue_depth.dec();
-                Err(match e {
-                    TrySendError::Full(_) => SubmitError::Full,
-                    TrySendError::Disconnected(_) => SubmitError::Stopped,
-                })
-            }
+        if self.depth.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::Full);
         }
+        self.metrics.queue_depth.inc();
+        self.sender.send(job).map_err(|_| {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.queue_depth.dec();
+            SubmitError::Stopped
+        })
     }
 }
 
@@ -73,18 +79,27 @@ pub(crate) fn spawn(
     batching: Batching,
     metrics: Metrics,
 ) -> std::io::Result<(Queue, JoinHandle<()>)> {
-    let (sender, receiver) = sync_channel(batching.capacity);
+    let (sender, receiver) = channel();
+    let depth = Arc::new(AtomicUsize::new(0));
     let queue = Queue {
         sender,
+        depth: Arc::clone(&depth),
+        capacity: batching.capacity,
         metrics: metrics.clone(),
     };
     let handle = std::thread::Builder::new()
         .name("ssd-inference".into())
-        .spawn(move || run(detector, receiver, batching, metrics))?;
+        .spawn(move || run(detector, receiver, &depth, batching, metrics))?;
     Ok((queue, handle))
 }
 
-fn run(detector: Detector, receiver: Receiver<Job>, batching: Batching, metrics: Metrics) {
+fn run(
+    detector: Detector,
+    receiver: Receiver<Job>,
+    depth: &AtomicUsize,
+    batching: Batching,
+    metrics: Metrics,
+) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + batching.max_wait;
@@ -95,6 +110,7 @@ fn run(detector: Detector, receiver: Receiver<Job>, batching: Batching, metrics:
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        depth.fetch_sub(batch.len(), Ordering::SeqCst);
         metrics.queue_depth.sub(batch.len() as i64);
         // A client that gave up (timeout, closed connection) no longer waits for its images.
         batch.retain(|job| !job.reply.is_closed());

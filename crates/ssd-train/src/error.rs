@@ -16,6 +16,11 @@ impl From<ssd_core::SettingError> for TrainError {
     }
 }
 
+fn display_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
 /// What can stop a training run or an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -36,9 +41,37 @@ pub enum TrainError {
     /// The evaluation failed.
     #[error(transparent)]
     Eval(#[from] EvalError),
-    /// An image set without images.
-    #[error("the image set `{0}` is empty")]
-    EmptyImageSet(String),
+    /// A dataset where no image has a training target (a COCO file without annotations, or
+    /// with crowd regions and empty boxes only).
+    #[error(
+        "{}: no image of `{set}` has a training target: {} images, {} annotations ({} crowd \
+         regions, {} boxes empty once clipped to their image); training needs annotated objects",
+        display_paths(files), report.images, report.objects + report.dropped, report.crowd,
+        report.dropped
+    )]
+    NoTrainingTargets {
+        /// The annotation files (or dataset roots).
+        files: Vec<PathBuf>,
+        /// The image or annotation set.
+        set: String,
+        /// What the dataset holds.
+        report: ssd_data::DatasetReport,
+    },
+    /// COCO data whose category ids are not the model's (a resumed run keeps its checkpoint's
+    /// ids, so that results are written with them).
+    #[error(
+        "{}: the categories have ids {dataset:?} but the model's are {model:?}; a run trains on \
+         one category table",
+        display_paths(files)
+    )]
+    CategoryIds {
+        /// The annotation files.
+        files: Vec<PathBuf>,
+        /// The dataset's category ids.
+        dataset: Vec<u64>,
+        /// The model's.
+        model: Vec<u64>,
+    },
     /// A class list that does not fit the model.
     #[error(
         "the model predicts {num_classes} classes (with background) but the class list has {names} names"

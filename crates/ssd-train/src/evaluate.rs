@@ -155,17 +155,17 @@ impl DatasetDetections {
         Ok(evaluator)
     }
 
-    /// The COCO evaluator: the dataset's categories and ground truth (VOC difficult objects as
-    /// crowd regions: ignored) and the detections of classes that have a category in the
-    /// dataset (a model's class the file lacks has none: its detections are left out).
+    /// The COCO evaluator: the dataset's categories and ground truth exactly as its files give
+    /// it (every object, boxes unclipped, those training leaves out included; VOC difficult
+    /// objects as crowd regions: ignored) and the detections of classes that have a category in
+    /// the dataset (a model's class the file lacks has none: its detections are left out).
     pub fn coco_evaluator(&self) -> Result<CocoEvaluator, TrainError> {
         let d = &self.dataset;
         let images = (0..d.len())
             .map(|i| {
                 let a = d.annotation(i);
                 let objects = a
-                    .objects
-                    .iter()
+                    .ground_truth()
                     .filter_map(|o| {
                         Some(CocoObject {
                             category_id: d.category_of_label(o.label)?,
@@ -209,27 +209,24 @@ impl DatasetDetections {
             .collect()
     }
 
-    /// Writes the detections in the dataset's own results format and returns where: devkit files
-    /// `comp4_det_<set>_<class>.txt` in a folder (VOC; default `results/det`), or one COCO results
-    /// file (default `results/det/detections_<set>.json`). Each file is written whole or not at
-    /// all.
-    pub fn write_results(&self, to: Option<&Path>) -> Result<PathBuf, TrainError> {
+    /// Writes the detections in the dataset's own results format and returns where (see
+    /// [`results_destination`], which refuses what may not be written before anything is). Each
+    /// file is written whole or not at all.
+    pub fn write_results(
+        &self,
+        to: Option<&Path>,
+        overwrite: bool,
+        inputs: &[&Path],
+    ) -> Result<PathBuf, TrainError> {
         let d = &self.dataset;
-        Ok(match d.format() {
+        let target = results_destination(d, to, overwrite, inputs)?;
+        match d.format() {
             DatasetFormat::Voc => {
-                let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
-                ssd_eval::write_results(&self.voc_evaluator()?, &folder, "comp4", d.name())?;
-                folder
+                ssd_eval::write_results(&self.voc_evaluator()?, &target, "comp4", d.name())?;
             }
-            DatasetFormat::Coco => {
-                let file = to.map_or_else(
-                    || PathBuf::from(format!("results/det/detections_{}.json", d.name())),
-                    Path::to_owned,
-                );
-                ssd_eval::write_coco_results(&file, &self.coco_results())?;
-                file
-            }
-        })
+            DatasetFormat::Coco => ssd_eval::write_coco_results(&target, &self.coco_results())?,
+        }
+        Ok(target)
     }
 
     /// Evaluates the detections with `metric`.
@@ -305,6 +302,52 @@ impl DatasetDetections {
     }
 }
 
+/// Where the results of `dataset` go, in its own results format: devkit files
+/// `comp4_det_<set>_<class>.txt` in a folder (VOC; default `results/det`), or one COCO results
+/// file (default `results/det/detections_<set>.json`). Checked before a detection pass, so that
+/// nothing runs for an output that would be refused: a file that exists is refused unless
+/// `overwrite`, and whatever `overwrite` says, so is anything but a regular file and any input
+/// of the evaluation (the dataset's annotation and image files, and `inputs`: the model).
+pub fn results_destination(
+    dataset: &DetectionDataset,
+    to: Option<&Path>,
+    overwrite: bool,
+    inputs: &[&Path],
+) -> Result<PathBuf, TrainError> {
+    let d = dataset;
+    let (target, files) = match d.format() {
+        DatasetFormat::Voc => {
+            let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
+            let files = d
+                .classes()
+                .names()
+                .iter()
+                .map(|c| folder.join(ssd_eval::results_file_name("comp4", d.name(), c)))
+                .collect();
+            (folder, files)
+        }
+        DatasetFormat::Coco => {
+            let file = to.map_or_else(
+                || PathBuf::from(format!("results/det/detections_{}.json", d.name())),
+                Path::to_owned,
+            );
+            (file.clone(), vec![file])
+        }
+    };
+    for file in &files {
+        let dataset_files = (0..d.len()).flat_map(|i| {
+            let e = d.image_entry(i);
+            [e.annotation_file.as_path(), e.path.as_path()]
+        });
+        ssd_data::output::check_output(
+            file,
+            overwrite,
+            inputs.iter().copied().chain(dataset_files),
+        )?;
+    }
+    Ok(target)
+}
+
 /// The test settings for a dataset of `format`: `base` (the paper's: score 0.01, top 400 per
 /// class, NMS 0.45, 200 per image), with 100 detections per image for COCO (what its metric
 /// counts, and what lufficc/SSD keeps).
@@ -326,18 +369,18 @@ fn coco_image_id(dataset: &DetectionDataset, index: usize) -> u64 {
         .unwrap_or(index as u64 + 1)
 }
 
-/// A VOC evaluator holding `dataset`'s ground truth (class list, difficult flags and crowd
-/// regions as difficult, boxes in the devkit's pixels) and no detections yet.
+/// A VOC evaluator holding `dataset`'s ground truth exactly as its files give it (class list,
+/// every object with its unclipped box in the devkit's pixels, as `VOCevaldet.m` reads it;
+/// difficult flags, crowd regions as difficult) and no detections yet.
 pub fn voc_ground_truth(dataset: &DetectionDataset) -> Result<VocEvaluator, TrainError> {
     let images = (0..dataset.len())
         .map(|i| {
             let objects = dataset
                 .annotation(i)
-                .objects
-                .iter()
+                .ground_truth()
                 .map(|o| GroundTruthObject {
                     label: o.label,
-                    bbox: devkit_box([o.bbox.xmin, o.bbox.ymin, o.bbox.xmax, o.bbox.ymax]),
+                    bbox: o.given.devkit(),
                     difficult: o.difficult || o.crowd,
                 })
                 .collect();

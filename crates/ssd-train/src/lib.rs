@@ -75,8 +75,8 @@ mod trainer;
 pub use checkpoint::{TrainState, read_state};
 pub use error::TrainError;
 pub use evaluate::{
-    DatasetDetections, EvalOptions, Metric, ScoredBox, detect_dataset, evaluate, test_post_process,
-    voc_ground_truth,
+    DatasetDetections, EvalOptions, Metric, ScoredBox, detect_dataset, evaluate,
+    results_destination, test_post_process, voc_ground_truth,
 };
 pub use loss_log::{LossLog, LossPoint};
 pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule};

@@ -111,6 +111,26 @@ pub enum Start {
     },
 }
 
+/// The files a dataset was read from, for errors: its distinct annotation files for COCO, its
+/// roots for VOC (one file per image there).
+fn annotation_files(dataset: &DetectionDataset, location: &DataLocation) -> Vec<PathBuf> {
+    if dataset.format() != ssd_data::DatasetFormat::Coco {
+        return location.roots.clone();
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for i in 0..dataset.len() {
+        let file = &dataset.image_entry(i).annotation_file;
+        if files.last() != Some(file) && !files.contains(file) {
+            files.push(file.clone());
+        }
+    }
+    if files.is_empty() {
+        location.roots.clone()
+    } else {
+        files
+    }
+}
+
 /// A training run: the model, its optimizer and the batch stream, one [`Trainer::step`] at a
 /// time. Checkpoints are written every `save-every` iterations and after the last one. From
 /// [`Trainer::new`] until it is dropped, the trainer owns its results folder: another trainer
@@ -201,16 +221,48 @@ impl Trainer {
                 message: "the checkpoint's network differs from the one asked for".to_owned(),
             });
         }
+        if let Some((dir, state)) = &resumed
+            && (state.classes != classes.names()
+                || state.category_ids.as_deref() != classes.category_ids())
+        {
+            return Err(TrainError::Resume {
+                path: dir.clone(),
+                message: format!(
+                    "the checkpoint's classes {:?} (category ids {:?}) differ from those asked \
+                     for, {:?} (category ids {:?})",
+                    state.classes,
+                    state.category_ids,
+                    classes.names(),
+                    classes.category_ids()
+                ),
+            });
+        }
         let location = DataLocation {
             roots: config.dataroot.clone(),
             name: config.datanames.clone(),
             images: config.images.clone(),
         };
-        let voc = Arc::new(
-            DetectionDataset::open_at(&location, Some(classes.clone()), true)?.for_training(),
-        );
+        let opened = DetectionDataset::open_at(&location, Some(classes.clone()), true)?;
+        let files = annotation_files(&opened, &location);
+        if let Some(model) = classes.category_ids()
+            && opened.format() == ssd_data::DatasetFormat::Coco
+        {
+            let dataset: Vec<u64> = opened.categories().iter().map(|c| c.0).collect();
+            if dataset != model {
+                return Err(TrainError::CategoryIds {
+                    files,
+                    dataset,
+                    model: model.to_vec(),
+                });
+            }
+        }
+        let voc = Arc::new(opened.for_training());
         if voc.is_empty() {
-            return Err(TrainError::EmptyImageSet(config.datanames.clone()));
+            return Err(TrainError::NoTrainingTargets {
+                files,
+                set: config.datanames.clone(),
+                report: voc.report(),
+            });
         }
         voc.check_images()?;
         let weights_dir = config.weights_dir();

@@ -32,7 +32,6 @@
 )]
 mod proto;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::nn::conv::Conv2d;
@@ -40,6 +39,8 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 use prost::Message;
 use ssd_core::BoxCoder;
+use ssd_data::DataError;
+use ssd_data::output;
 
 use crate::{Detector, L2NORM_EPS, ModelError, PostProcessConfig, SsdConfig};
 use proto::{
@@ -81,25 +82,10 @@ pub struct OnnxSummary {
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
-    /// The output file exists and `overwrite` was not asked for.
-    #[error("{}: exists; pass overwrite (`--overwrite`) to replace it", .0.display())]
-    Exists(PathBuf),
-    /// The output's folder does not exist.
-    #[error("{}: folder {} does not exist", path.display(), folder.display())]
-    NoFolder {
-        /// The output file.
-        path: PathBuf,
-        /// Its missing folder.
-        folder: PathBuf,
-    },
-    /// Writing the file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The output file (or its temporary sibling).
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The output may not be written: it exists (without `overwrite`), is not a regular file, is
+    /// the model's own file, or its folder is missing; or writing it failed.
+    #[error(transparent)]
+    Output(#[from] DataError),
     /// Reading the weights from the device, or an invalid post-processing setting.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -112,43 +98,30 @@ pub fn to_onnx(detector: &Detector, options: &OnnxOptions) -> Result<Vec<u8>, On
 }
 
 /// Writes [`to_onnx`]'s model to `path` atomically (a temporary file in the same folder, renamed
-/// over `path` once complete): a failed export leaves no partial file. Refuses an existing file
-/// unless [`OnnxOptions::overwrite`].
+/// over `path` once complete; one left by a killed export is removed): a failed export leaves no
+/// partial file. Refuses an existing file unless [`OnnxOptions::overwrite`], and whatever it says
+/// anything but a regular file (a link, a device) and the detector's own weights
+/// ([`ssd_data::output`]).
 pub fn write_onnx(
     detector: &Detector,
     path: &Path,
     options: &OnnxOptions,
 ) -> Result<OnnxSummary, OnnxError> {
+    output::check_output(path, options.overwrite, [detector.source()])?;
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
     if !folder.is_dir() {
-        return Err(OnnxError::NoFolder {
+        return Err(DataError::NoOutputFolder {
             path: path.to_owned(),
             folder,
-        });
-    }
-    if path.exists() && !options.overwrite {
-        return Err(OnnxError::Exists(path.to_owned()));
+        }
+        .into());
     }
     let model = build(detector, options)?;
     let bytes = model.encode_to_vec();
-    let name = path
-        .file_name()
-        .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| OnnxError::Io { path, source }
-    };
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-        .map_err(io(&tmp));
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path).map_err(io(path))) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    output::write_atomically(path, &bytes)?;
     let graph = model.graph.unwrap_or_default();
     Ok(OnnxSummary {
         path: path.to_owned(),

@@ -97,7 +97,7 @@ pub struct Running {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), ssd_serve::ServeError>>>,
+    task: Option<tokio::task::JoinHandle<Result<ssd_serve::Stopped, ssd_serve::ServeError>>>,
 }
 
 impl Running {
@@ -124,7 +124,7 @@ impl Running {
     }
 
     /// Asks the server to stop and waits for it; what `run` returned.
-    pub async fn stop(mut self) -> Result<(), ssd_serve::ServeError> {
+    pub async fn stop(mut self) -> Result<ssd_serve::Stopped, ssd_serve::ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
