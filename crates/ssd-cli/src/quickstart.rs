@@ -237,3 +237,28 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     println!("  dataset      {}", data.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coco_quickstart_has_crowd_regions_and_the_voc_one_keeps_its_data() {
+        let dir = std::env::temp_dir().join(format!("ssd-quickstart-data-{}", std::process::id()));
+        let config = SyntheticConfig {
+            train_images: 40,
+            test_images: 0,
+            ..quickstart_data(0, SyntheticFormat::Coco)
+        };
+        let summary = write_synthetic_as(&dir, &config, SyntheticFormat::Coco).expect("data");
+        let report = ssd_data::check_coco_bytes(
+            &std::fs::read(dir.join("annotations/instances_trainval.json")).expect("file"),
+            std::path::Path::new("instances_trainval.json"),
+        )
+        .expect("COCO");
+        assert!(report.crowd >= 3, "{report}");
+        assert_eq!(report.crowd, summary.difficult);
+        assert_eq!(quickstart_data(0, SyntheticFormat::Voc).crowds, 0.0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

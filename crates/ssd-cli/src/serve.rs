@@ -182,7 +182,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         Some(b) => b,
         None => Backend::default_compiled().context("no backend compiled into this binary")?,
     };
-    let config = args.config(backend)?;
+    let mut config = args.config(backend)?;
+    config.max_connections = fit_descriptors(config.max_connections);
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), Some(backend))?
         .with_post_process(post);
     let name = detector.source().display().to_string();
@@ -207,6 +208,35 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// Descriptors kept for what is not a connection: the listener, the model and other files,
+/// the runtime.
+const RESERVED_DESCRIPTORS: u64 = 16;
+
+/// The connections the process's descriptor limit allows, up to `max_connections`: the soft
+/// limit is raised towards the hard one as far as needed (as nginx and Go's runtime do), and
+/// where that is not enough the cap is lowered with a warning, so that a flood of connections
+/// never leaves the server without a descriptor for anything else.
+#[cfg(unix)]
+fn fit_descriptors(max_connections: usize) -> usize {
+    let wanted = max_connections as u64 + RESERVED_DESCRIPTORS;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted => {
+            let fit = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+            eprintln!(
+                "warning: the descriptor limit is {limit} (ulimit -n): --max-connections lowered \
+                 from {max_connections} to {fit}"
+            );
+            fit as usize
+        }
+        _ => max_connections,
+    }
+}
+
+#[cfg(not(unix))]
+fn fit_descriptors(max_connections: usize) -> usize {
+    max_connections
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ssd_data::{SyntheticConfig, write_synthetic};
+use ssd_data::{
+    SYNTHETIC_COCO_IDS, SyntheticConfig, SyntheticFormat, write_synthetic, write_synthetic_as,
+};
 
 fn ssd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssd"));
@@ -55,13 +57,18 @@ fn succeed(c: &mut Command) -> Output {
     out
 }
 
-/// `ssd train` on the tiny data with the tiny model, plus `extra` flags.
+/// `ssd train` on the tiny data with the tiny model and the data's class file, plus `extra`.
 fn train_command(data: &Path, results: &Path, extra: &[&str]) -> Command {
+    let mut c = tiny_train(data, results);
+    c.arg("--classes").arg(data.join("classes.txt")).args(extra);
+    c
+}
+
+/// `ssd train` on `data` with the tiny model, its classes the dataset's own.
+fn tiny_train(data: &Path, results: &Path) -> Command {
     let mut c = ssd();
     c.args(["train", "--dataroot"])
         .arg(data)
-        .arg("--classes")
-        .arg(data.join("classes.txt"))
         .args([
             "--model",
             &tiny_model(),
@@ -77,8 +84,7 @@ fn train_command(data: &Path, results: &Path, extra: &[&str]) -> Command {
             "tiny",
             "--results",
         ])
-        .arg(results)
-        .args(extra);
+        .arg(results);
     c
 }
 
@@ -395,6 +401,77 @@ fn an_image_that_goes_bad_during_training_is_named_and_progress_is_kept() {
     let saved = checkpoints(&results.join("weights"));
     assert_eq!(saved.len(), 1, "progress saved before the error: {saved:?}");
     assert_loadable(&saved[0]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A resumed COCO run keeps its checkpoint's category ids (results are written with them), and
+/// data whose ids differ is refused even when the names match; a COCO file without a single
+/// annotation is named, not reported as an empty image set.
+#[test]
+fn resuming_a_coco_run_keeps_its_category_ids() {
+    let dir = scratch("coco-resume");
+    let data = dir.join("coco");
+    let config = SyntheticConfig {
+        seed: 5,
+        ..SyntheticConfig::large_objects(8, 2)
+    };
+    write_synthetic_as(&data, &config, SyntheticFormat::Coco).expect("synthetic data");
+    let results = dir.join("results");
+    let train = |extra: &[&str]| {
+        let mut c = tiny_train(&data, &results);
+        c.args(extra);
+        c
+    };
+    let ids = |checkpoint: &Path| {
+        let text = std::fs::read_to_string(checkpoint.join("train.json")).expect("train.json");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        state["category_ids"].clone()
+    };
+    let expected = serde_json::json!(SYNTHETIC_COCO_IDS);
+    succeed(&mut train(&["--iterations", "2", "--save-every", "2"]));
+    let first = results.join("weights/tiny_2");
+    assert_eq!(ids(&first), expected);
+    let resume = first.display().to_string();
+    succeed(&mut train(&["--resume", &resume, "--iterations", "4"]));
+    let second = results.join("weights/tiny_4");
+    assert_eq!(
+        ids(&second),
+        expected,
+        "the resumed run's checkpoint keeps them"
+    );
+
+    // The same names under other ids.
+    let file = data.join("annotations/instances_trainval.json");
+    let text = std::fs::read_to_string(&file).expect("annotations");
+    let renumbered = text
+        .replace("\"category_id\": 42", "\"category_id\": 43")
+        .replace("{\"id\": 42, \"name\"", "{\"id\": 43, \"name\"");
+    assert_ne!(renumbered, text);
+    std::fs::write(&file, renumbered).expect("write");
+    let resume = second.display().to_string();
+    let out = train(&["--resume", &resume, "--iterations", "6"])
+        .output()
+        .expect("runs");
+    assert_one_line_error(
+        &out,
+        1,
+        "category id 43 (named \"cross\" here) is not one of the model's category ids [3, 7, 11, 19, 42]",
+    );
+
+    // No annotations at all: the file is named and says so.
+    let mut emptied: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("annotations")).expect("JSON");
+    emptied["annotations"] = serde_json::json!([]);
+    let emptied = emptied.to_string();
+    std::fs::write(&file, emptied).expect("write");
+    let fresh = dir.join("fresh");
+    let mut c = train(&["--iterations", "2"]);
+    let out = c.arg("--results").arg(&fresh).output().expect("runs");
+    assert_one_line_error(
+        &out,
+        1,
+        "instances_trainval.json: no image of `trainval` has a training target: 8 images, 0 annotations",
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

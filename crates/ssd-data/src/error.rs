@@ -184,7 +184,7 @@ pub enum DataError {
     },
     /// An output path that is one of the command's own inputs (the same file, by another name
     /// or a hard link included).
-    #[error("{}: is {}, an input of this command; write the output elsewhere", path.display(), input.display())]
+    #[error("{}: {}", path.display(), same_as_input(path, input))]
     OutputIsInput {
         /// The output.
         path: PathBuf,
@@ -216,6 +216,17 @@ impl DataError {
                 source,
             }
         }
+    }
+}
+
+fn same_as_input(path: &Path, input: &Path) -> String {
+    if path == input {
+        "is an input of this command; write the output elsewhere".to_owned()
+    } else {
+        format!(
+            "is {}, an input of this command; write the output elsewhere",
+            input.display()
+        )
     }
 }
 

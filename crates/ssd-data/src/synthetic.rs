@@ -629,6 +629,61 @@ mod tests {
         );
     }
 
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ssd-synthetic-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn crowds_are_crowd_regions_in_the_coco_layout() {
+        let root = scratch("crowds");
+        let config = SyntheticConfig {
+            crowds: 0.5,
+            ..SyntheticConfig::large_objects(12, 4)
+        };
+        write_synthetic_as(&root, &config, SyntheticFormat::Coco).expect("written");
+        let report = crate::check_coco_bytes(
+            &std::fs::read(root.join("annotations/instances_trainval.json")).expect("file"),
+            Path::new("instances_trainval.json"),
+        )
+        .expect("a valid COCO file");
+        assert!(report.crowd >= 2, "{report}");
+        // Without crowds, the same config draws the same objects and no crowd region.
+        let plain = scratch("no-crowds");
+        let summary = write_synthetic_as(
+            &plain,
+            &SyntheticConfig::large_objects(12, 4),
+            SyntheticFormat::Coco,
+        )
+        .expect("written");
+        assert_eq!(summary.difficult, 0);
+        let _ = std::fs::remove_dir_all(root);
+        let _ = std::fs::remove_dir_all(plain);
+    }
+
+    #[test]
+    fn only_a_folder_the_writer_made_is_removed() {
+        let root = scratch("remove");
+        let config = SyntheticConfig::large_objects(2, 2);
+        write_synthetic_as(&root, &config, SyntheticFormat::Coco).expect("written");
+        remove_synthetic(&root).expect("removed");
+        assert!(!root.exists());
+        write_synthetic_as(&root, &config, SyntheticFormat::Voc).expect("written");
+        let location = crate::DataLocation::new(std::slice::from_ref(&root), "trainval");
+        assert_eq!(
+            location.format().expect("a dataset"),
+            crate::DatasetFormat::Voc,
+            "no COCO file left to win over the VOC root"
+        );
+        std::fs::write(root.join("notes.txt"), "mine").expect("a user's file");
+        let err = remove_synthetic(&root).expect_err("a foreign file");
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        assert!(root.join("notes.txt").exists() && root.join("JPEGImages").exists());
+        remove_synthetic(&scratch("missing")).expect("a missing folder is fine");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
     #[test]
     fn every_class_draws_something_distinct() {
         let masks: Vec<Vec<bool>> = (0..SYNTHETIC_CLASSES.len())
