@@ -229,18 +229,26 @@ async fn detect_images(
         BodyKind::Raw => 1,
         BodyKind::Multipart(_) => 2,
     };
+    // Reserved as it arrives (a body that is only declared holds nothing); one that could never
+    // fit is refused at once.
     let mut held = Reservation::none(&app.budget);
-    if let Some(length) = declared {
-        held.add(reserve(app, length * copies, "the request's body")?);
+    if let Some(length) = declared
+        && length * copies > app.budget.total()
+    {
+        return Err(ApiError {
+            close: true,
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request's body needs {} of memory, over the server's budget of {}",
+                    mib(length * copies),
+                    mib(app.budget.total())
+                ),
+            )
+        });
     }
     let timeout = app.config.request_timeout;
-    let reading = read_body(
-        body,
-        limit,
-        declared.is_none().then_some(copies),
-        app,
-        &mut held,
-    );
+    let reading = read_body(body, limit, declared, copies, app, &mut held);
     let bytes = tokio::time::timeout(timeout, reading).await.map_err(|_| {
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -487,14 +495,16 @@ fn too_large_body(limit: usize) -> ApiError {
     }
 }
 
-/// The whole body, refused as soon as it passes `limit` bytes. Without a declared length
-/// (`reserve_per_byte`: how many copies of it will be held), its memory is reserved from the
-/// budget into `held` as the buffer grows. The body is taken from `body` once it has been read
-/// to its end; a refusal leaves what is left of it there.
+/// The whole body, refused as soon as it passes `limit` bytes. Its buffer's memory, `copies`
+/// times over (a multipart body is copied once more when split), is reserved from the budget into
+/// `held` before the buffer grows; the buffer doubles, but never past the `declared` length. The
+/// body is taken from `body` once it has been read to its end; a refusal leaves what is left of
+/// it there.
 async fn read_body(
     body: &mut Option<Body>,
     limit: usize,
-    reserve_per_byte: Option<u64>,
+    declared: Option<u64>,
+    copies: u64,
     app: &App,
     held: &mut Reservation,
 ) -> Result<Bytes, ApiError> {
@@ -502,8 +512,7 @@ async fn read_body(
         return Ok(Bytes::new());
     };
     let mut stream = whole.into_data_stream();
-    let mut bytes = Vec::new();
-    let mut reserved = 0u64;
+    let mut bytes: Vec<u8> = Vec::new();
     let outcome = loop {
         let Some(chunk) = stream.next().await else {
             break Ok(());
@@ -517,19 +526,21 @@ async fn read_body(
                 ));
             }
         };
-        if bytes.len() + chunk.len() > limit {
+        let needed = bytes.len() + chunk.len();
+        if needed > limit {
             break Err(too_large_body(limit));
         }
-        if let Some(copies) = reserve_per_byte {
-            // The buffer at most doubles when it grows.
-            let needed = (bytes.len() + chunk.len()).max(2 * bytes.capacity()) as u64 * copies;
-            if needed > reserved {
-                match reserve(app, needed - reserved, "the request's body") {
-                    Ok(more) => held.add(more),
-                    Err(e) => break Err(e),
-                }
-                reserved = needed;
+        if needed > bytes.capacity() {
+            let doubled = (2 * bytes.capacity()).max(64 * 1024);
+            let capacity = declared
+                .map_or(doubled, |d| doubled.min(d as usize))
+                .max(needed);
+            let more = (capacity - bytes.capacity()) as u64 * copies;
+            match reserve(app, more, "the request's body") {
+                Ok(reservation) => held.add(reservation),
+                Err(e) => break Err(e),
             }
+            bytes.reserve_exact(capacity - bytes.len());
         }
         bytes.extend_from_slice(&chunk);
     };

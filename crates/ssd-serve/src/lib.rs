@@ -13,9 +13,9 @@
 //! JSON `{"error": "..."}` with a 4xx/5xx status; a full queue is `503` with `Retry-After`.
 //!
 //! What a client can make the server hold is bounded: request bodies and images being decoded
-//! share [`ServeConfig::memory_budget_bytes`] (reserved before they are allocated: the size a
-//! body declares, the memory an image's header says its decoding needs; `503` when others hold
-//! it, `413` for one that could never fit), the queue holds at most
+//! share [`ServeConfig::memory_budget_bytes`] (reserved before they are allocated: a body's
+//! buffer as it grows, the memory an image's header says its decoding needs; `503` when others
+//! hold it, `413` for one that could never fit), the queue holds at most
 //! [`ServeConfig::queue_capacity`] network inputs, and [`Server::run`] keeps at most
 //! [`ServeConfig::max_connections`] connections open, closes one whose request head does not
 //! arrive within [`ServeConfig::header_timeout`] (an idle keep-alive connection too), and on
