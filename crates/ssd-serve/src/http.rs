@@ -188,10 +188,18 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
+/// A request body not yet read to its end.
+enum Unread {
+    /// Not read at all: a client waiting for `100 Continue` has not sent it.
+    Untouched(Body),
+    /// Read in part (the client was told to continue, if it asked).
+    Rest(Body),
+}
+
 /// `POST /v1/detect`: one JSON object per image, in the order sent. A refusal that comes before
 /// the whole body was read reads and throws away what is left of it first (up to
-/// [`DRAIN_LIMIT`], within the request's time), unless the client waits for `100 Continue`:
-/// it then gets the answer without sending its body.
+/// [`DRAIN_LIMIT`], within the request's time), unless the client waits for `100 Continue` and
+/// was not told to: it then gets the answer without sending its body.
 async fn detect(
     State(app): State<Shared>,
     RawQuery(query): RawQuery,
@@ -199,13 +207,16 @@ async fn detect(
     body: Body,
 ) -> Result<axum::Json<Vec<ImageDetections>>, ApiError> {
     let start = Instant::now();
-    let mut body = Some(body);
+    let mut body = Some(Unread::Untouched(body));
     let result = detect_images(&app, query.as_deref(), &headers, &mut body, start).await;
-    if let (Err(_), Some(unread)) = (&result, body.take())
-        && !expects_continue(&headers)
-    {
+    let rest = match body.take() {
+        Some(Unread::Rest(rest)) => Some(rest),
+        Some(Unread::Untouched(body)) if !expects_continue(&headers) => Some(body),
+        _ => None,
+    };
+    if let (Err(_), Some(rest)) = (&result, rest) {
         let left = app.config.request_timeout.saturating_sub(start.elapsed());
-        let _ = tokio::time::timeout(left, drain(unread)).await;
+        let _ = tokio::time::timeout(left, drain(rest)).await;
     }
     result.map(axum::Json)
 }
@@ -214,7 +225,7 @@ async fn detect_images(
     app: &Shared,
     query: Option<&str>,
     headers: &HeaderMap,
-    body: &mut Option<Body>,
+    body: &mut Option<Unread>,
     start: Instant,
 ) -> Result<Vec<ImageDetections>, ApiError> {
     let post = thresholds(query, app.defaults)?;
@@ -501,15 +512,16 @@ fn too_large_body(limit: usize) -> ApiError {
 /// body is taken from `body` once it has been read to its end; a refusal leaves what is left of
 /// it there.
 async fn read_body(
-    body: &mut Option<Body>,
+    body: &mut Option<Unread>,
     limit: usize,
     declared: Option<u64>,
     copies: u64,
     app: &App,
     held: &mut Reservation,
 ) -> Result<Bytes, ApiError> {
-    let Some(whole) = body.take() else {
-        return Ok(Bytes::new());
+    let whole = match body.take() {
+        Some(Unread::Untouched(whole) | Unread::Rest(whole)) => whole,
+        None => return Ok(Bytes::new()),
     };
     let mut stream = whole.into_data_stream();
     let mut bytes: Vec<u8> = Vec::new();
@@ -548,7 +560,7 @@ async fn read_body(
         Ok(()) => Ok(bytes.into()),
         Err(e) => {
             // What is left is the caller's to throw away.
-            *body = Some(Body::from_stream(stream));
+            *body = Some(Unread::Rest(Body::from_stream(stream)));
             Err(e)
         }
     }

@@ -43,6 +43,15 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Sends `body` with chunked transfer encoding, in 64 KiB chunks.
+async fn send_chunked(stream: &TcpStream, body: &[u8]) -> std::io::Result<()> {
+    for chunk in body.chunks(64 * 1024) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        write_all(stream, &framed).await?;
+    }
+    write_all(stream, b"0\r\n\r\n").await
+}
+
 /// Reads what is there (0 at the end of the stream).
 async fn read(stream: &TcpStream, buffer: &mut [u8]) -> std::io::Result<usize> {
     loop {
@@ -305,15 +314,7 @@ async fn a_body_over_the_limit_is_answered_413_to_any_client() {
         let stream = TcpStream::connect(server.address).await.expect("connect");
         write_all(&stream, head.as_bytes()).await.expect("head");
         let sent = if kind == "chunked" {
-            let mut sent = Ok(());
-            for chunk in body.chunks(64 * 1024) {
-                let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
-                sent = write_all(&stream, &framed).await;
-                if sent.is_err() {
-                    break;
-                }
-            }
-            sent.and(write_all(&stream, b"0\r\n\r\n").await)
+            send_chunked(&stream, &body).await
         } else {
             write_all(&stream, &body).await
         };
@@ -335,6 +336,23 @@ async fn a_body_over_the_limit_is_answered_413_to_any_client() {
     .await
     .expect("head");
     let (answer, _) = read_until_closed(&stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // Told to continue (a chunked body has no length to refuse up front), it sends its body and
+    // gets the 413 after it.
+    let stream = TcpStream::connect(server.address).await.expect("connect");
+    write_all(
+        &stream,
+        b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ncontent-type: image/png\r\n\
+              transfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .expect("head");
+    let mut buffer = [0u8; 64];
+    let n = read(&stream, &mut buffer).await.expect("100 Continue");
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 100 Continue"));
+    let sent = send_chunked(&stream, &body).await;
+    assert!(sent.is_ok(), "after 100 Continue: {sent:?}");
+    let (answer, _) = read_until_closed(&stream, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // And the server goes on.
     let (status, _) = json(post_raw(&server, "", "image/png", png(&image(64, 48, 1))).await).await;
