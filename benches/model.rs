@@ -16,7 +16,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ssd_cli::backend::Backend;
+use ssd_backend::Backend;
 use ssd_model::{MultiBoxLoss, PostProcessConfig, PostProcessor, SsdConfig, hard_negatives};
 
 /// Deterministic values in [-1, 1).

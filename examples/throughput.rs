@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use ssd_cli::backend::Backend;
+use ssd_backend::Backend;
 use ssd_data::{
     Augment, BatchPlan, ClassList, DetectionDataset, Prefetcher, SsdDataset, SyntheticConfig,
     TargetEncoder, write_synthetic,

@@ -25,7 +25,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use ssd_cli::backend::{Backend, BackendError};
+use ssd_backend::{Backend, BackendError};
 
 /// 3x3 conv -> ReLU -> max-pool (ceil) -> dilated 3x3 conv -> ReLU -> 1x1 conv.
 #[derive(Module, Debug)]

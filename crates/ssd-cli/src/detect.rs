@@ -9,8 +9,8 @@ use burn::tensor::Device;
 use ssd_data::{ClassList, load_rgb};
 use ssd_model::{Detector, PostProcessConfig};
 
-use crate::backend::Backend;
 use crate::render::{Labelled, draw_detections, save_image_atomically};
+use ssd_backend::Backend;
 
 /// Arguments of `ssd detect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,10 +76,7 @@ impl ThresholdArgs {
 
 /// The backend's inference device.
 pub fn inference_device(backend: Option<Backend>) -> anyhow::Result<Device> {
-    let backend = match backend {
-        Some(b) => b,
-        None => Backend::default_compiled().context("no backend compiled into this binary")?,
-    };
+    let backend = Backend::chosen(backend)?;
     Ok(backend.device()?)
 }
 

@@ -65,7 +65,7 @@ pub struct EvalArgs {
     pub workers: usize,
     /// Backend (with `--trained-model`; default: the first compiled in).
     #[arg(long, value_enum)]
-    pub backend: Option<crate::backend::Backend>,
+    pub backend: Option<ssd_backend::Backend>,
     /// `voc07` (11-point, the paper's), `area` (VOC2010+) or `coco` [default: voc07 for VOC
     /// data, coco for COCO data].
     #[arg(long, value_enum)]

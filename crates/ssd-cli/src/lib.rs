@@ -9,11 +9,11 @@
 //! - [`export`]: a trained model as an ONNX file.
 //! - [`serve`]: a trained model over HTTP (configures `ssd-serve`).
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
-//! - [`backend`]: `--backend flex|tch|wgpu|cuda` to Burn devices.
+//!
+//! `--backend flex|tch|wgpu|cuda` becomes a Burn device in `ssd-backend`.
 //!
 //! Model and geometry logic never live here (see `ssd-model`, `ssd-core`).
 
-pub mod backend;
 pub mod detect;
 pub mod eval;
 pub mod export;

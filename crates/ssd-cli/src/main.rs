@@ -4,7 +4,7 @@
 use anyhow::Context;
 use burn::tensor::Tensor;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use ssd_cli::backend::{ALL_BACKENDS, Backend, BackendError};
+use ssd_backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
 use ssd_cli::export::{ExportArgs, export};

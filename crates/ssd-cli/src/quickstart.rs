@@ -15,9 +15,9 @@ use ssd_eval::{EvalConfig, Metric, write_coco_results, write_results};
 use ssd_model::{Detector, PostProcessConfig, SsdConfig};
 use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
 
-use crate::backend::Backend;
 use crate::detect::{annotate_files, inference_device};
 use crate::train::{format_duration, run_training};
+use ssd_backend::Backend;
 
 /// Arguments of `ssd quickstart`.
 #[derive(Debug, Clone, clap::Args)]
@@ -167,10 +167,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         Some(classes) => classes,
         None => ssd_data::ClassList::from_file(&data.join("classes.txt"))?,
     };
-    let backend = match args.backend {
-        Some(b) => b,
-        None => Backend::default_compiled().context("no backend compiled into this binary")?,
-    };
+    let backend = Backend::chosen(args.backend)?;
     let settings = TrainSettings {
         config,
         model: SsdConfig::named(&args.model, classes.num_classes_with_background())?,

@@ -8,8 +8,8 @@ use anyhow::Context;
 use ssd_core::check_setting;
 use ssd_serve::{ServeConfig, Server};
 
-use crate::backend::Backend;
 use crate::detect::{ThresholdArgs, load_detector};
+use ssd_backend::Backend;
 
 /// Arguments of `ssd serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -178,10 +178,7 @@ impl ServeArgs {
 /// Runs `ssd serve` until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let post = args.thresholds.post_process()?;
-    let backend = match args.backend {
-        Some(b) => b,
-        None => Backend::default_compiled().context("no backend compiled into this binary")?,
-    };
+    let backend = Backend::chosen(args.backend)?;
     let mut config = args.config(backend)?;
     config.max_connections = fit_descriptors(config.max_connections);
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), Some(backend))?

@@ -13,8 +13,8 @@ use ssd_train::{
     TrainSettings, TrainState, Trainer, read_state,
 };
 
-use crate::backend::Backend;
 use crate::render::plot_losses;
+use ssd_backend::Backend;
 
 /// Arguments of `ssd train`: every setting of [`TrainConfig`] as a flag (none given means the
 /// config file's value, else the checkpoint's when resuming, else the default shown).
@@ -235,10 +235,13 @@ impl TrainArgs {
                 (model, classes)
             }
         };
-        let backend = match self.backend.clone().or(choices.backend) {
-            Some(name) => name.parse::<Backend>()?,
-            None => Backend::default_compiled().context("no backend compiled into this binary")?,
-        };
+        let backend = Backend::chosen(
+            self.backend
+                .clone()
+                .or(choices.backend)
+                .map(|name| name.parse::<Backend>())
+                .transpose()?,
+        )?;
         let devices = backend.devices(&config.devices)?;
         let settings = TrainSettings {
             config,

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use ssd_cli::backend::{ALL_BACKENDS, Backend, BackendError};
+use ssd_backend::{ALL_BACKENDS, Backend, BackendError};
 
 fn ssd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ssd"))

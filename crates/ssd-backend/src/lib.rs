@@ -1,8 +1,22 @@
-//! Backend selection: the one place where `--backend flex|tch|wgpu|cuda` becomes a Burn
-//! [`Device`].
+//! Backend selection: the one place where a backend's name (`flex`, `tch`, `wgpu`, `cuda`)
+//! becomes a Burn [`Device`], shared by the `ssd` binary, servers that embed `ssd-serve`, the
+//! benches and the examples. Library crates enable no backend; this one is their switchboard.
 //!
-//! Which backends exist is decided at build time by the cargo features `flex` (default), `tch`,
-//! `wgpu` and `cuda`; asking for one that is not compiled in is an error that says how to get it.
+//! Which backends exist is decided at build time by this crate's cargo features `flex`, `tch`,
+//! `wgpu` and `cuda` (none by default; the `ssd` binary enables `flex`); asking for one that is
+//! not compiled in is an error that says how to get it. With the `clap` feature, [`Backend`] is a
+//! `clap::ValueEnum`.
+//!
+//! ```
+//! use ssd_backend::Backend;
+//!
+//! // The backend asked for by name (a flag, a config file), else the first compiled in.
+//! let asked: Option<Backend> = std::env::var("SSD_BACKEND").ok().and_then(|n| n.parse().ok());
+//! match Backend::chosen(asked).and_then(|b| b.device()) {
+//!     Ok(device) => println!("running on {device:?}"),
+//!     Err(e) => println!("{e}"),
+//! }
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,7 +24,8 @@ use std::str::FromStr;
 use burn::tensor::Device;
 
 /// A Burn backend `ssd` can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Backend {
     /// Burn Flex: pure-Rust CPU (SIMD + rayon). Cargo feature `flex`.
     Flex,
@@ -64,6 +79,12 @@ pub enum BackendError {
     /// A name that is not a backend.
     #[error("unknown backend `{0}`: expected one of flex, tch, wgpu, cuda")]
     Unknown(String),
+    /// A build with no backend feature at all.
+    #[error(
+        "no backend is compiled into this binary; rebuild with `--features flex` (or tch, wgpu, \
+         cuda)"
+    )]
+    NoneCompiled,
 }
 
 impl Backend {
@@ -99,6 +120,13 @@ impl Backend {
     /// build with no backend feature at all.
     pub fn default_compiled() -> Option<Backend> {
         Backend::compiled().into_iter().next()
+    }
+
+    /// `requested`, else the default backend ([`Backend::default_compiled`]).
+    pub fn chosen(requested: Option<Backend>) -> Result<Backend, BackendError> {
+        requested
+            .or_else(Backend::default_compiled)
+            .ok_or(BackendError::NoneCompiled)
     }
 
     /// The Burn device for inference on this backend.
