@@ -89,7 +89,7 @@ fn generate(root: &Path) {
     std::fs::write(sets.join("test.txt"), ids).expect("write set");
     let voc = DetectionDataset::open_annotations(&[root.to_owned()], "test", ClassList::voc())
         .expect("open");
-    let mut evaluator = ssd_train::voc_ground_truth(&voc).expect("ground truth");
+    let mut evaluator = ssd_evaluation::voc_ground_truth(&voc).expect("ground truth");
     for (id, dets) in &all {
         evaluator.add(id, dets).expect("add");
     }
@@ -108,7 +108,7 @@ fn eval(c: &mut Criterion) {
     let voc =
         DetectionDataset::open_annotations(std::slice::from_ref(&root), "test", ClassList::voc())
             .expect("open");
-    let empty = ssd_train::voc_ground_truth(&voc).expect("ground truth");
+    let empty = ssd_evaluation::voc_ground_truth(&voc).expect("ground truth");
     let mut loaded = empty.clone();
     let n = read_results(
         &mut loaded,

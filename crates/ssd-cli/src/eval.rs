@@ -6,25 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
-use ssd_data::{ClassList, DataLocation, DatasetFormat, DetectionDataset};
-use ssd_eval::{ApMetric, EvalConfig, IouRule, Metric, MissingClass};
-use ssd_train::{
-    DatasetDetections, EvalOptions, detect_dataset, results_destination, test_post_process,
+use ssd_data::{ClassList, DataLocation, DetectionDataset};
+use ssd_evaluation::{
+    DatasetDetections, EvalOptions, IouRule, MetricChoice, MetricName, MissingClass,
+    detect_dataset, results_destination, test_post_process,
 };
 
 use crate::detect::load_detector;
-
-/// `--metric`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MetricName {
-    /// VOC07 11-point AP at one IoU threshold (the SSD paper's VOC number).
-    Voc07,
-    /// VOC2010+ area AP.
-    Area,
-    /// COCO's AP at IoU 0.50:0.95 and the other 11 numbers, as pycocotools.
-    Coco,
-}
 
 /// Arguments of `ssd eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,8 +54,8 @@ pub struct EvalArgs {
     /// Backend (with `--trained-model`; default: the first compiled in).
     #[arg(long, value_enum)]
     pub backend: Option<ssd_backend::Backend>,
-    /// `voc07` (11-point, the paper's), `area` (VOC2010+) or `coco` [default: voc07 for VOC
-    /// data, coco for COCO data].
+    /// `voc07` (11-point, the paper's), `area` (VOC2010+) or `coco` [default: the dataset
+    /// format's own: voc07 for VOC data, coco for COCO data].
     #[arg(long, value_enum)]
     pub metric: Option<MetricName>,
     /// VOC metrics: IoU comparison, `ge` (>=, the devkit's) or `gt` (>, py-faster-rcnn's).
@@ -94,36 +82,16 @@ pub struct EvalArgs {
     pub plot: Option<PathBuf>,
 }
 
-impl EvalArgs {
-    fn metric(&self, format: DatasetFormat) -> Metric {
-        let voc = |metric| {
-            Metric::Voc(EvalConfig {
-                metric,
-                iou_threshold: self.iou_threshold,
-                rule: self.iou_rule,
-            })
-        };
-        match self.metric {
-            Some(MetricName::Voc07) => voc(ApMetric::Voc07),
-            Some(MetricName::Area) => voc(ApMetric::Area),
-            Some(MetricName::Coco) => Metric::Coco,
-            None if format == DatasetFormat::Coco => Metric::Coco,
-            None => voc(ApMetric::Voc07),
-        }
-    }
-}
-
 /// Runs `ssd eval`; prints the table (or JSON) to stdout.
 pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     // Every number is checked before anything is loaded, whichever mode uses it.
-    EvalConfig {
-        metric: ApMetric::Voc07,
+    let choice = MetricChoice {
+        name: args.metric,
         iou_threshold: args.iou_threshold,
-        rule: args.iou_rule,
-    }
-    .validate()
-    .map_err(|e| e.named("--iou-threshold"))?;
+        iou_rule: args.iou_rule,
+    };
+    choice.validate()?;
     let options = EvalOptions {
         batch_size: args.batch_size,
         workers: args.workers,
@@ -135,7 +103,6 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
         images: args.images.clone(),
     };
     let format = location.format()?;
-    let metric = args.metric(format);
     let (found, count) = match &args.trained_model {
         Some(model) => {
             let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
@@ -177,15 +144,10 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
             } else {
                 MissingClass::Error
             };
-            match format {
-                DatasetFormat::Voc => {
-                    DatasetDetections::read_voc_results(dataset, path, missing)
-                        .with_context(|| format!("reading results from {}", path.display()))?
-                }
-                DatasetFormat::Coco => DatasetDetections::read_coco_results(dataset, path)?,
-            }
+            DatasetDetections::read_results(dataset, path, missing)?
         }
     };
+    let metric = choice.metric(format);
     let read = start.elapsed();
     let report = found.evaluate(&metric)?;
     let evaluated = start.elapsed() - read;

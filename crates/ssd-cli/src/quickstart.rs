@@ -11,9 +11,9 @@ use ssd_data::{
     DataLocation, DetectionDataset, SyntheticConfig, SyntheticFormat, remove_synthetic,
     write_synthetic_as,
 };
-use ssd_eval::{EvalConfig, Metric, write_coco_results, write_results};
+use ssd_evaluation::{EvalOptions, Metric, MetricChoice, detect_dataset};
 use ssd_model::{Detector, PostProcessConfig, SsdConfig};
-use ssd_train::{EvalOptions, TrainConfig, TrainSettings, detect_dataset};
+use ssd_train::{TrainConfig, TrainSettings};
 
 use crate::detect::{annotate_files, inference_device};
 use crate::train::{format_duration, run_training};
@@ -58,43 +58,13 @@ pub struct QuickstartArgs {
     #[arg(long, default_value = "small")]
     pub model: String,
     /// Layout of the synthetic dataset: `voc`, or `coco` (instances_*.json with non-contiguous
-    /// category ids and crowd regions; evaluated with both metrics).
+    /// category ids and crowd regions); evaluated with VOC07 and the format's own metric.
     #[arg(long, value_enum, default_value = "voc")]
-    pub format: QuickstartFormat,
-}
-
-/// `--format` of the quickstart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum QuickstartFormat {
-    /// A VOC root.
-    Voc,
-    /// The COCO layout.
-    Coco,
+    pub format: SyntheticFormat,
 }
 
 /// Default training length of the quickstart.
 pub const QUICKSTART_ITERATIONS: u64 = 1000;
-
-/// The synthetic dataset of the quickstart: objects large enough for the small model's input;
-/// in the COCO layout, a crowd region in one image of five.
-pub fn quickstart_data(seed: u64, format: SyntheticFormat) -> SyntheticConfig {
-    SyntheticConfig {
-        seed,
-        crowds: if format == SyntheticFormat::Coco {
-            0.2
-        } else {
-            0.0
-        },
-        train_images: 800,
-        test_images: 200,
-        width: [240, 320],
-        height: [200, 280],
-        objects: [1, 4],
-        object_size: [0.2, 0.6],
-        truncated_probability: 0.1,
-        ..SyntheticConfig::default()
-    }
-}
 
 /// The training recipe of the quickstart: the small preset from scratch (batch norm), batch 16,
 /// SGD at lr 0.02 with the global gradient norm clipped to 5 (without the clip this lr diverges;
@@ -130,20 +100,13 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     // Settings are checked before anything is written.
     let config = quickstart_train(args, data.clone());
     config.validate()?;
-    let format = match args.format {
-        QuickstartFormat::Voc => SyntheticFormat::Voc,
-        QuickstartFormat::Coco => SyntheticFormat::Coco,
-    };
-    let data_config = quickstart_data(args.seed, format);
+    let format = args.format;
+    let data_config = SyntheticConfig::quickstart(args.seed, format);
     // The quickstart owns its data folder: an earlier run's dataset (of either layout) goes.
     remove_synthetic(&data)?;
     println!(
         "writing a synthetic {} dataset ({} train + {} test images) to {}",
-        if format == SyntheticFormat::Coco {
-            "COCO"
-        } else {
-            "VOC"
-        },
+        format!("{format:?}").to_uppercase(),
         data_config.train_images,
         data_config.test_images,
         data.display()
@@ -151,16 +114,8 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let summary = write_synthetic_as(&data, &data_config, format)
         .with_context(|| format!("writing the synthetic dataset to {}", data.display()))?;
     println!(
-        "{} images, {} objects ({} truncated, {} {})",
-        summary.images,
-        summary.objects,
-        summary.truncated,
-        summary.difficult,
-        if format == SyntheticFormat::Coco {
-            "crowd regions"
-        } else {
-            "difficult"
-        }
+        "{} images, {} objects ({} truncated, {} difficult or crowd regions)",
+        summary.images, summary.objects, summary.truncated, summary.difficult
     );
     // The dataset's own classes: the class file of the VOC root, the COCO file's categories.
     let classes = match DataLocation::new(std::slice::from_ref(&data), "trainval").own_classes()? {
@@ -189,18 +144,19 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         workers: args.workers,
     };
     let found = detect_dataset(&detector, &test, &options, |_| {})?;
-    let evaluator = found.voc_evaluator()?;
-    let det = args.results.join("det");
-    write_results(&evaluator, &det, "comp4", "test")?;
-    let result = evaluator.evaluate(&EvalConfig::default())?;
+    // The dataset format's own results files; VOC07 mAP (the quickstart's number), and the
+    // format's own metric beside it when that is another.
+    let det = found.write_results(Some(&args.results.join("det")), true, &[])?;
+    let voc07 = Metric::default();
+    let result = found.evaluate(&voc07)?;
     print!("{}", result.table());
-    let coco = if format == SyntheticFormat::Coco {
-        write_coco_results(&det.join("detections_test.json"), &found.coco_results())?;
-        let report = found.evaluate(&Metric::Coco)?;
-        print!("\n{}", report.table());
-        report.headline()
-    } else {
+    let own = MetricChoice::default().metric(test.format());
+    let other = if own == voc07 {
         None
+    } else {
+        let report = found.evaluate(&own)?;
+        print!("\n{}", report.table());
+        Some((own.name(), report.headline()))
     };
     let images = args.results.join("images");
     let files: Vec<PathBuf> = (0..test.len().min(8)).map(|i| test.image_path(i)).collect();
@@ -213,7 +169,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         "\nquickstart done in {} (training {}): VOC07 mAP {:.4} on {} test images",
         format_duration(start.elapsed()),
         format_duration(trained_in),
-        result.map.unwrap_or(0.0),
+        result.headline().unwrap_or(0.0),
         test.len()
     );
     println!("  model        {}", run.outcome.model.display());
@@ -224,38 +180,10 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
         run.loss_csv.display()
     );
     println!("  images       {}/p_*.jpg", images.display());
-    if let Some(ap) = coco {
-        println!(
-            "  COCO AP      {ap:.4} (IoU 0.50:0.95), results {}/detections_test.json",
-            det.display()
-        );
+    if let Some((name, headline)) = other {
+        println!("  {name:12} {:.4}", headline.unwrap_or(0.0));
     }
-    println!("  result files {}", det.display());
+    println!("  results      {}", det.display());
     println!("  dataset      {}", data.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_coco_quickstart_has_crowd_regions_and_the_voc_one_keeps_its_data() {
-        let dir = std::env::temp_dir().join(format!("ssd-quickstart-data-{}", std::process::id()));
-        let config = SyntheticConfig {
-            train_images: 40,
-            test_images: 0,
-            ..quickstart_data(0, SyntheticFormat::Coco)
-        };
-        let summary = write_synthetic_as(&dir, &config, SyntheticFormat::Coco).expect("data");
-        let report = ssd_data::check_coco_bytes(
-            &std::fs::read(dir.join("annotations/instances_trainval.json")).expect("file"),
-            std::path::Path::new("instances_trainval.json"),
-        )
-        .expect("COCO");
-        assert!(report.crowd >= 3, "{report}");
-        assert_eq!(report.crowd, summary.difficult);
-        assert_eq!(quickstart_data(0, SyntheticFormat::Voc).crowds, 0.0);
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }

@@ -134,79 +134,44 @@ pub fn plot_losses(points: &[LossPoint], title: &str, path: &Path) -> anyhow::Re
     plot_curves(&axes, &curves, path)
 }
 
-/// Precision-recall curves of an evaluation, one per class at IoU 0.5 (`pr_curves.png`), and for
-/// the COCO metric AP against the IoU threshold (`ap_by_iou.png`), in `dir`. Returns the files.
+/// Precision-recall curves of an evaluation, one per class (`pr_curves.png`), and for metrics
+/// over several IoU thresholds (COCO's) AP against the threshold (`ap_by_iou.png`), in `dir`.
+/// Returns the files.
 pub fn plot_evaluation(
     report: &ssd_eval::Report,
     dir: &Path,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let color = |i: usize| {
-        let c = class_color(i + 1);
-        RGBColor(c[0], c[1], c[2])
-    };
-    let mut curves: Vec<Curve> = Vec::new();
-    let (title, mut written) = match report {
-        ssd_eval::Report::Voc(e) => {
-            for (i, c) in e.classes.iter().enumerate() {
-                if c.ap.is_some() {
-                    let points = c
-                        .recall
-                        .iter()
-                        .copied()
-                        .zip(c.precision.iter().copied())
-                        .collect();
-                    curves.push((c.name.clone(), points, color(i)));
-                }
-            }
-            (
-                format!("precision-recall at IoU {}", e.config.iou_threshold),
-                Vec::new(),
-            )
-        }
-        ssd_eval::Report::Coco(e) => {
-            for (i, c) in e.classes.iter().enumerate() {
-                let points: Vec<(f64, f64)> = c
-                    .precision_50
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| **p >= 0.0)
-                    .map(|(r, p)| (r as f64 / (c.precision_50.len().max(2) - 1) as f64, *p))
-                    .collect();
-                if !points.is_empty() {
-                    curves.push((c.name.clone(), points, color(i)));
-                }
-            }
-            let ap: Vec<(f64, f64)> = e
-                .ap_by_iou
-                .iter()
-                .copied()
-                .filter(|(_, a)| *a >= 0.0)
-                .collect();
-            let path = dir.join("ap_by_iou.png");
-            let axes = Axes {
-                title: "COCO AP against the IoU threshold",
-                x_desc: "IoU threshold",
-                y_desc: "AP",
-                x: 0.5..0.95,
-                y: 0.0..1.0,
-            };
-            plot_curves(&axes, &[("AP".to_owned(), ap, RED)], &path)?;
-            (
-                "precision-recall at IoU 0.5 (COCO, 101 points)".to_owned(),
-                vec![path],
-            )
-        }
-    };
+    let drawn = report.curves();
+    let curves: Vec<Curve> = drawn
+        .precision_recall
+        .into_iter()
+        .map(|curve| {
+            let c = class_color(curve.index + 1);
+            (curve.name, curve.points, RGBColor(c[0], c[1], c[2]))
+        })
+        .collect();
     let path = dir.join("pr_curves.png");
     let axes = Axes {
-        title: &title,
+        title: &drawn.title,
         x_desc: "recall",
         y_desc: "precision",
         x: 0.0..1.0,
         y: 0.0..1.02,
     };
     plot_curves(&axes, &curves, &path)?;
-    written.insert(0, path);
+    let mut written = vec![path];
+    if let Some(ap) = drawn.ap_by_iou {
+        let path = dir.join("ap_by_iou.png");
+        let axes = Axes {
+            title: "AP against the IoU threshold",
+            x_desc: "IoU threshold",
+            y_desc: "AP",
+            x: 0.5..0.95,
+            y: 0.0..1.0,
+        };
+        plot_curves(&axes, &[("AP".to_owned(), ap, RED)], &path)?;
+        written.push(path);
+    }
     Ok(written)
 }
 

@@ -237,6 +237,10 @@ pub struct ImageEntry {
 pub struct DetectionDataset {
     format: DatasetFormat,
     name: String,
+    /// The files that list the dataset: VOC image sets, COCO annotation files.
+    sources: Vec<PathBuf>,
+    /// Whether the categories are the dataset's own (COCO's), not numbered from the classes.
+    own_categories: bool,
     images: Vec<ImageEntry>,
     classes: ClassList,
     /// The dataset's own categories `(id, name)`, ids ascending.
@@ -276,6 +280,7 @@ impl DetectionDataset {
         check_images: bool,
     ) -> Result<Self, DataError> {
         let (format, sources) = location.resolve()?;
+        let listed;
         let (images, annotations, classes, categories, category_of_label) = match format {
             DatasetFormat::Voc => {
                 let roots: Vec<PathBuf> = sources
@@ -287,6 +292,7 @@ impl DetectionDataset {
                     .collect();
                 let classes = classes.unwrap_or_else(ClassList::voc);
                 let set = ImageSet::read(&roots, &location.name)?;
+                listed = set.files();
                 let annotations = parse_voc(&set, &classes)?;
                 let images = set
                     .images
@@ -306,7 +312,16 @@ impl DetectionDataset {
                     .collect();
                 (images, annotations, classes, categories, of_label)
             }
-            DatasetFormat::Coco => open_coco(&sources, classes)?,
+            DatasetFormat::Coco => {
+                listed = sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        Source::Coco { file, .. } => Some(file.clone()),
+                        Source::Voc(_) => None,
+                    })
+                    .collect();
+                open_coco(&sources, classes)?
+            }
         };
         if check_images {
             // All of them, on all cores; the first missing one in dataset order is the error.
@@ -331,6 +346,8 @@ impl DetectionDataset {
         Ok(Self {
             format,
             name: location.name.clone(),
+            sources: listed,
+            own_categories: format == DatasetFormat::Coco,
             images,
             classes,
             categories,
@@ -366,6 +383,19 @@ impl DetectionDataset {
     /// classes numbered `1..=K`.
     pub fn categories(&self) -> &[(u64, String)] {
         &self.categories
+    }
+
+    /// The files that list the dataset's images (VOC image sets, COCO annotation files), for
+    /// messages about the dataset as a whole.
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
+    }
+
+    /// The category ids the dataset's files define themselves (a COCO file's, ascending); `None`
+    /// where the categories are the class list numbered (VOC).
+    pub fn own_category_ids(&self) -> Option<Vec<u64>> {
+        self.own_categories
+            .then(|| self.categories.iter().map(|c| c.0).collect())
     }
 
     /// The dataset's category id of 1-based class `label`; `None` for a class of the caller's

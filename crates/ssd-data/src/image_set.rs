@@ -30,6 +30,11 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
+    /// The set files read: `ImageSets/Main/<name>.txt` of each root.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.roots.iter().map(|r| set_path(r, &self.name)).collect()
+    }
+
     /// Reads `ImageSets/Main/<name>.txt` under every root.
     pub fn read(roots: &[PathBuf], name: &str) -> Result<Self, DataError> {
         let mut images = Vec::new();

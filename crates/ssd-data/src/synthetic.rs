@@ -87,6 +87,29 @@ impl SyntheticConfig {
     }
 }
 
+impl SyntheticConfig {
+    /// The dataset of `ssd quickstart` in `format`'s layout: 800 training and 200 test images of
+    /// 240-320 x 200-280 pixels, 1 to 4 objects of 20-60% of the short side (large enough for the
+    /// small preset's 128-pixel input); in the COCO layout, a crowd in one image of five.
+    pub fn quickstart(seed: u64, format: SyntheticFormat) -> Self {
+        Self {
+            seed,
+            crowds: match format {
+                SyntheticFormat::Voc => 0.0,
+                SyntheticFormat::Coco => 0.2,
+            },
+            train_images: 800,
+            test_images: 200,
+            width: [240, 320],
+            height: [200, 280],
+            objects: [1, 4],
+            object_size: [0.2, 0.6],
+            truncated_probability: 0.1,
+            ..Self::default()
+        }
+    }
+}
+
 /// What [`write_synthetic`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticSummary {
@@ -167,11 +190,14 @@ pub fn write_synthetic(
 
 /// The layouts [`write_synthetic_as`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SyntheticFormat {
     /// A VOC root (see [`write_synthetic`]).
     #[default]
     Voc,
-    /// The COCO layout: `annotations/instances_trainval.json` and `instances_test.json`, images in
+    /// The COCO layout.
+    ///
+    /// `annotations/instances_trainval.json` and `instances_test.json`, images in
     /// `trainval/` and `test/`. The categories have the non-contiguous ids
     /// [`SYNTHETIC_COCO_IDS`], listed in the file in descending order; objects that VOC marks
     /// difficult (tiny objects, and the crowds of [`SyntheticConfig::crowds`]) are crowd regions;
@@ -660,6 +686,29 @@ mod tests {
         assert_eq!(summary.difficult, 0);
         let _ = std::fs::remove_dir_all(root);
         let _ = std::fs::remove_dir_all(plain);
+    }
+
+    #[test]
+    fn the_coco_quickstart_has_crowd_regions_and_the_voc_one_keeps_its_data() {
+        let dir = scratch("quickstart");
+        let config = SyntheticConfig {
+            train_images: 40,
+            test_images: 0,
+            ..SyntheticConfig::quickstart(0, SyntheticFormat::Coco)
+        };
+        let summary = write_synthetic_as(&dir, &config, SyntheticFormat::Coco).expect("data");
+        let report = crate::check_coco_bytes(
+            &std::fs::read(dir.join("annotations/instances_trainval.json")).expect("file"),
+            Path::new("instances_trainval.json"),
+        )
+        .expect("COCO");
+        assert!(report.crowd >= 3, "{report}");
+        assert_eq!(report.crowd, summary.difficult);
+        assert_eq!(
+            SyntheticConfig::quickstart(0, SyntheticFormat::Voc).crowds,
+            0.0
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

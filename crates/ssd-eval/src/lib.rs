@@ -50,7 +50,7 @@ pub use evaluator::{
     ClassEvaluation, Detection, EvalConfig, Evaluation, GroundTruthObject, IouRule, PixelBox,
     VocEvaluator, devkit_box, devkit_iou,
 };
-pub use metric::{Metric, Report};
+pub use metric::{ClassCurve, Metric, Report, ReportCurves};
 pub use results::{
     DEFAULT_COMPETITION, MissingClass, find_results_files, read_results, results_file_name,
     write_results,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use ssd_data::{ClassList, DetectionDataset, SyntheticConfig, write_synthetic};
+use ssd_evaluation::{EvalOptions, evaluate};
 use ssd_model::{Detector, SsdConfig};
-use ssd_train::{EvalOptions, Quiet, TrainConfig, TrainSettings, Trainer, evaluate};
+use ssd_train::{Quiet, TrainConfig, TrainSettings, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: OUT [ITERATIONS]")?);

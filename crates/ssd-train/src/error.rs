@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use ssd_data::DataError;
-use ssd_eval::EvalError;
 use ssd_model::ModelError;
 
 /// A range check's error, its setting named like the flag (`batch-size`).
@@ -21,7 +20,7 @@ fn display_paths(paths: &[PathBuf]) -> String {
     names.join(", ")
 }
 
-/// What can stop a training run or an evaluation.
+/// What can stop a training run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// A setting out of its range (the name is the command line flag's).
@@ -38,9 +37,6 @@ pub enum TrainError {
     /// The model could not be built, loaded or saved.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The evaluation failed.
-    #[error(transparent)]
-    Eval(#[from] EvalError),
     /// A dataset where no image has a training target (a COCO file without annotations, or
     /// with crowd regions and empty boxes only).
     #[error(

@@ -14,9 +14,8 @@
 //!   in between give the weights of `2N`. A loss, gradient norm or weight that stops being a
 //!   number ends the run before anything bad is written, naming the last good checkpoint.
 //! - [`LossLog`]: the loss CSV of a run, one row per iteration, continued by a resumed run.
-//! - [`evaluate`] / [`detect_dataset`]: an `ssd_model::Detector` over a dataset of either format
-//!   ([`DatasetDetections`]), scored with any [`Metric`] (VOC07/area AP, COCO AP) and written as
-//!   devkit or COCO results files.
+//!
+//! Evaluating what a run trained is `ssd-evaluation`'s work (the example below uses it).
 //!
 //! This crate prints nothing, installs no signal handler and never exits the process: progress,
 //! logs and Ctrl-C belong to the observer.
@@ -28,7 +27,8 @@
 //! use std::sync::Arc;
 //! use ssd_data::{ClassList, SyntheticConfig, DetectionDataset, write_synthetic};
 //! use ssd_model::{Detector, SsdConfig};
-//! use ssd_train::{EvalOptions, Quiet, TrainConfig, TrainSettings, Trainer, evaluate};
+//! use ssd_evaluation::{EvalOptions, evaluate};
+//! use ssd_train::{Quiet, TrainConfig, TrainSettings, Trainer};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let data = std::path::PathBuf::from("out/data");
@@ -65,7 +65,6 @@
 
 pub mod checkpoint;
 mod error;
-mod evaluate;
 mod loss_log;
 mod optim;
 mod run_lock;
@@ -74,10 +73,6 @@ mod trainer;
 
 pub use checkpoint::{TrainState, read_state};
 pub use error::TrainError;
-pub use evaluate::{
-    DatasetDetections, EvalOptions, Metric, ScoredBox, detect_dataset, evaluate,
-    results_destination, test_post_process, voc_ground_truth,
-};
 pub use loss_log::{LossLog, LossPoint};
 pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule};
 pub use settings::{TrainConfig, TrainSettings};

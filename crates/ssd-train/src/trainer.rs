@@ -111,26 +111,6 @@ pub enum Start {
     },
 }
 
-/// The files a dataset was read from, for errors: its distinct annotation files for COCO, its
-/// roots for VOC (one file per image there).
-fn annotation_files(dataset: &DetectionDataset, location: &DataLocation) -> Vec<PathBuf> {
-    if dataset.format() != ssd_data::DatasetFormat::Coco {
-        return location.roots.clone();
-    }
-    let mut files: Vec<PathBuf> = Vec::new();
-    for i in 0..dataset.len() {
-        let file = &dataset.image_entry(i).annotation_file;
-        if files.last() != Some(file) && !files.contains(file) {
-            files.push(file.clone());
-        }
-    }
-    if files.is_empty() {
-        location.roots.clone()
-    } else {
-        files
-    }
-}
-
 /// A training run: the model, its optimizer and the batch stream, one [`Trainer::step`] at a
 /// time. Checkpoints are written every `save-every` iterations and after the last one. From
 /// [`Trainer::new`] until it is dropped, the trainer owns its results folder: another trainer
@@ -145,7 +125,7 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     criterion: MultiBoxLoss,
     batches: Prefetcher,
-    voc: Arc<DetectionDataset>,
+    dataset: Arc<DetectionDataset>,
     start: Start,
     first: u64,
     done: u64,
@@ -243,28 +223,27 @@ impl Trainer {
             images: config.images.clone(),
         };
         let opened = DetectionDataset::open_at(&location, Some(classes.clone()), true)?;
-        let files = annotation_files(&opened, &location);
-        if let Some(model) = classes.category_ids()
-            && opened.format() == ssd_data::DatasetFormat::Coco
+        // A run trains on one category table: data that numbers its own categories must number
+        // them as the model does.
+        if let (Some(model), Some(own)) = (classes.category_ids(), opened.own_category_ids())
+            && own != model
         {
-            let dataset: Vec<u64> = opened.categories().iter().map(|c| c.0).collect();
-            if dataset != model {
-                return Err(TrainError::CategoryIds {
-                    files,
-                    dataset,
-                    model: model.to_vec(),
-                });
-            }
+            return Err(TrainError::CategoryIds {
+                files: opened.sources().to_vec(),
+                dataset: own,
+                model: model.to_vec(),
+            });
         }
-        let voc = Arc::new(opened.for_training());
-        if voc.is_empty() {
+        let files = opened.sources().to_vec();
+        let dataset = Arc::new(opened.for_training());
+        if dataset.is_empty() {
             return Err(TrainError::NoTrainingTargets {
                 files,
                 set: config.datanames.clone(),
-                report: voc.report(),
+                report: dataset.report(),
             });
         }
-        voc.check_images()?;
+        dataset.check_images()?;
         let weights_dir = config.weights_dir();
         std::fs::create_dir_all(&weights_dir).map_err(TrainError::io(&weights_dir))?;
         remove_stale_partials(&weights_dir);
@@ -287,8 +266,8 @@ impl Trainer {
             });
         }
         let batches = Prefetcher::new(
-            training_dataset(&config, &model_cfg, &voc)?,
-            batch_plan(&config, voc.len()),
+            training_dataset(&config, &model_cfg, &dataset)?,
+            batch_plan(&config, dataset.len()),
             first,
             config.iterations,
             config.workers,
@@ -311,7 +290,7 @@ impl Trainer {
             model: Some(model),
             optimizer,
             batches,
-            voc,
+            dataset,
             start,
             first,
             done: first,
@@ -618,17 +597,17 @@ impl Trainer {
 
     /// The training images (with their report: images, objects, clipped or dropped boxes).
     pub fn dataset(&self) -> &DetectionDataset {
-        &self.voc
+        &self.dataset
     }
 
     /// The dataset report (what opening the dataset found).
     pub fn dataset_report(&self) -> DatasetReport {
-        self.voc.report()
+        self.dataset.report()
     }
 
     /// Batches in one pass over the training images.
     pub fn batches_per_epoch(&self) -> u64 {
-        batch_plan(&self.config, self.voc.len()).batches_per_epoch()
+        batch_plan(&self.config, self.dataset.len()).batches_per_epoch()
     }
 
     /// The newest checkpoint folder, if any.
@@ -773,7 +752,7 @@ fn batch_plan(config: &TrainConfig, len: usize) -> BatchPlan {
 fn training_dataset(
     config: &TrainConfig,
     model: &ssd_model::SsdConfig,
-    voc: &Arc<DetectionDataset>,
+    dataset: &Arc<DetectionDataset>,
 ) -> Result<SsdDataset, TrainError> {
     let size = model.input_size() as u32;
     let augment = if config.use_augment {
@@ -791,7 +770,7 @@ fn training_dataset(
     let encoder = TargetEncoder::new(&model.priors, config.overlap_threshold as f32)
         .map_err(|e| ssd_model::ModelError::from(ssd_model::ConfigError::Priors(e)))?;
     Ok(SsdDataset::train(
-        Arc::clone(voc),
+        Arc::clone(dataset),
         augment,
         encoder,
         !config.discard_difficult,

@@ -11,11 +11,10 @@ use ssd_data::{
     BatchPlan, ClassList, DetectionDataset, SsdBatcher, SsdDataset, SyntheticConfig,
     write_synthetic,
 };
-use ssd_eval::Metric;
+use ssd_evaluation::{EvalOptions, Metric, evaluate};
 use ssd_model::{Detector, SsdConfig};
 use ssd_train::{
-    Control, EvalOptions, StepStats, TrainConfig, TrainError, TrainOutcome, TrainSettings, Trainer,
-    evaluate,
+    Control, StepStats, TrainConfig, TrainError, TrainOutcome, TrainSettings, Trainer,
 };
 
 fn tiny_model(classes: &ClassList) -> SsdConfig {
@@ -710,7 +709,7 @@ fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
             workers: 2,
         };
         match evaluate(&detector, &test, &options, &Metric::Coco).expect("COCO metric") {
-            ssd_eval::Report::Coco(c) => c.stats[1],
+            ssd_evaluation::Report::Coco(c) => c.stats[1],
             ssd_eval::Report::Voc(_) => f64::NAN,
         }
     };
@@ -741,7 +740,8 @@ fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
         batch_size: 16,
         workers: 2,
     };
-    let found = ssd_train::detect_dataset(&detector, &test, &options, |_| {}).expect("detection");
+    let found =
+        ssd_evaluation::detect_dataset(&detector, &test, &options, |_| {}).expect("detection");
     let results = found.coco_results();
     assert!(
         results
@@ -751,16 +751,17 @@ fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
     );
     let file = dir.join("detections_test.json");
     ssd_eval::write_coco_results(&file, &results).expect("results file");
-    let (read, _) =
-        ssd_train::DatasetDetections::read_coco_results(Arc::clone(&test), &file).expect("read");
-    let ssd_eval::Report::Coco(coco) = read.evaluate(&Metric::Coco).expect("COCO metric") else {
+    let (read, _) = ssd_evaluation::DatasetDetections::read_coco_results(Arc::clone(&test), &file)
+        .expect("read");
+    let ssd_evaluation::Report::Coco(coco) = read.evaluate(&Metric::Coco).expect("COCO metric")
+    else {
         panic!("a COCO report");
     };
     println!("{}", coco.table());
     assert_eq!(
         Some(coco.clone()),
         match found.evaluate(&Metric::Coco).expect("in memory") {
-            ssd_eval::Report::Coco(c) => Some(c),
+            ssd_evaluation::Report::Coco(c) => Some(c),
             ssd_eval::Report::Voc(_) => None,
         },
         "the file scores as the detections it holds"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ssd_data::{DatasetFormat, DetectionDataset};
 use ssd_eval::{Metric, Report};
-use ssd_train::DatasetDetections;
+use ssd_evaluation::DatasetDetections;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/coco")
@@ -159,7 +159,11 @@ fn the_voc_metric_runs_on_coco_data_and_the_coco_metric_on_voc_data() {
             .iter()
             .map(|o| {
                 let b = o.bbox;
-                ssd_train::ScoredBox::from_corners(o.label, 1.0, [b.xmin, b.ymin, b.xmax, b.ymax])
+                ssd_evaluation::ScoredBox::from_corners(
+                    o.label,
+                    1.0,
+                    [b.xmin, b.ymin, b.xmax, b.ymax],
+                )
             })
             .collect();
         perfect.add(i, &boxes);

@@ -1,21 +1,117 @@
-//! Evaluation of a detector on a dataset of either format: detection over every image (loaded
-//! and resized by worker threads, batched on the device) into [`DatasetDetections`], then any
-//! metric over them ([`Metric`]: the devkit's VOC AP or COCO's), and results files in either
-//! format.
+//! The evaluation room: a dataset of either format and a model's detections (from a
+//! [`Detector`], or from any tool's results files) become results files and a report, with any
+//! metric. This is the one place that knows what a format implies for evaluation: its default
+//! metric ([`MetricChoice`]), its results files (devkit files for VOC, one COCO results file),
+//! its test settings ([`test_post_process`]) and how its ground truth is scored (exactly as the
+//! files give it). Above `ssd-model` and `ssd-eval` (the metrics, which know no format), below
+//! the training engine, the server and the command line, which name no format.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ssd_data::{DataLocation, DetectionDataset};
+//! use ssd_evaluation::{EvalOptions, MetricChoice, detect_dataset, test_post_process};
+//! use ssd_model::Detector;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = burn::tensor::Device::default();
+//! let detector = Detector::load("results/weights/ssd300.bpk", &device)?;
+//! let location = DataLocation::new(&["VOCdevkit/VOC2007".into()], "test");
+//! let dataset = Arc::new(DetectionDataset::open_at(&location, Some(detector.classes().clone()), true)?);
+//! // The paper's test settings (COCO keeps 100 detections per image).
+//! let post = test_post_process(dataset.format(), *detector.post_process());
+//! let detector = detector.with_post_process(post);
+//! let found = detect_dataset(&detector, &dataset, &EvalOptions::default(), |_| {})?;
+//! found.write_results(None, true, &[])?;
+//! let report = found.evaluate(&MetricChoice::default().metric(dataset.format()))?;
+//! println!("{}", report.table());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
 use ssd_data::{BatchPlan, DatasetFormat, DetectionDataset, Prefetcher, SsdBatcher, SsdDataset};
-pub use ssd_eval::Metric;
 use ssd_eval::{
-    CocoDetection, CocoEvaluator, CocoImage, CocoObject, Detection, GroundTruthObject,
-    MissingClass, PixelBox, Report, VocEvaluator, devkit_box,
+    ApMetric, CocoDetection, CocoEvaluator, CocoImage, CocoObject, Detection, EvalConfig,
+    GroundTruthObject, PixelBox, VocEvaluator, devkit_box,
 };
+pub use ssd_eval::{IouRule, Metric, MissingClass, Report};
 use ssd_model::{Detector, PostProcessConfig};
 
-use crate::TrainError;
+mod error;
+
+pub use error::EvaluationError;
+
+/// A metric by the name a user gives it (`--metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum MetricName {
+    /// VOC07 11-point AP at one IoU threshold (the SSD paper's VOC number).
+    Voc07,
+    /// VOC2010+ area AP.
+    Area,
+    /// COCO's AP at IoU 0.50:0.95 and the other 11 numbers, as pycocotools.
+    Coco,
+}
+
+/// The metric a user asks for, or the dataset format's own: VOC07 for VOC data, COCO's for COCO
+/// data. The IoU settings apply to the VOC metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricChoice {
+    /// The metric asked for (`None`: the format's own).
+    pub name: Option<MetricName>,
+    /// VOC metrics: IoU a detection needs to match a ground truth, in (0, 1].
+    pub iou_threshold: f64,
+    /// VOC metrics: `>=` (the devkit's) or `>` (py-faster-rcnn's).
+    pub iou_rule: IouRule,
+}
+
+impl Default for MetricChoice {
+    /// The format's own metric; the devkit's IoU `>= 0.5` for VOC metrics.
+    fn default() -> Self {
+        let voc = EvalConfig::default();
+        Self {
+            name: None,
+            iou_threshold: voc.iou_threshold,
+            iou_rule: voc.rule,
+        }
+    }
+}
+
+impl MetricChoice {
+    /// The metric for a dataset of `format`.
+    pub fn metric(&self, format: DatasetFormat) -> Metric {
+        let voc = |metric| {
+            Metric::Voc(EvalConfig {
+                metric,
+                iou_threshold: self.iou_threshold,
+                rule: self.iou_rule,
+            })
+        };
+        match self.name.unwrap_or(match format {
+            DatasetFormat::Voc => MetricName::Voc07,
+            DatasetFormat::Coco => MetricName::Coco,
+        }) {
+            MetricName::Voc07 => voc(ApMetric::Voc07),
+            MetricName::Area => voc(ApMetric::Area),
+            MetricName::Coco => Metric::Coco,
+        }
+    }
+
+    /// Checks the IoU threshold (named like the flag, `iou-threshold`).
+    pub fn validate(&self) -> Result<(), EvaluationError> {
+        EvalConfig {
+            metric: ApMetric::Voc07,
+            iou_threshold: self.iou_threshold,
+            rule: self.iou_rule,
+        }
+        .validate()
+        .map_err(|e| EvaluationError::Setting(e.named("iou-threshold")))
+    }
+}
+
 /// How to run the detection pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvalOptions {
@@ -28,7 +124,7 @@ pub struct EvalOptions {
 impl EvalOptions {
     /// Checks the ranges: `batch-size` at least 1, `workers` in `1..=256` (named like the flags of
     /// `ssd eval`).
-    pub fn validate(&self) -> Result<(), TrainError> {
+    pub fn validate(&self) -> Result<(), EvaluationError> {
         ssd_core::at_least_one("batch-size", self.batch_size)?;
         Ok(ssd_core::workers("workers", self.workers)?)
     }
@@ -139,7 +235,7 @@ impl DatasetDetections {
 
     /// The VOC evaluator: the dataset's ground truth (crowd regions as difficult: ignored) and
     /// the detections. An image id listed twice is an error (its objects would count twice).
-    pub fn voc_evaluator(&self) -> Result<VocEvaluator, TrainError> {
+    pub fn voc_evaluator(&self) -> Result<VocEvaluator, EvaluationError> {
         let mut evaluator = voc_ground_truth(&self.dataset)?;
         for (i, dets) in self.detections.iter().enumerate() {
             let dets: Vec<Detection> = dets
@@ -159,7 +255,7 @@ impl DatasetDetections {
     /// it (every object, boxes unclipped, those training leaves out included; VOC difficult
     /// objects as crowd regions: ignored) and the detections of classes that have a category in
     /// the dataset (a model's class the file lacks has none: its detections are left out).
-    pub fn coco_evaluator(&self) -> Result<CocoEvaluator, TrainError> {
+    pub fn coco_evaluator(&self) -> Result<CocoEvaluator, EvaluationError> {
         let d = &self.dataset;
         let images = (0..d.len())
             .map(|i| {
@@ -217,7 +313,7 @@ impl DatasetDetections {
         to: Option<&Path>,
         overwrite: bool,
         inputs: &[&Path],
-    ) -> Result<PathBuf, TrainError> {
+    ) -> Result<PathBuf, EvaluationError> {
         let d = &self.dataset;
         let target = results_destination(d, to, overwrite, inputs)?;
         match d.format() {
@@ -230,11 +326,26 @@ impl DatasetDetections {
     }
 
     /// Evaluates the detections with `metric`.
-    pub fn evaluate(&self, metric: &Metric) -> Result<Report, TrainError> {
+    pub fn evaluate(&self, metric: &Metric) -> Result<Report, EvaluationError> {
         Ok(match metric {
             Metric::Voc(config) => Report::Voc(self.voc_evaluator()?.evaluate(config)?),
             Metric::Coco => Report::Coco(self.coco_evaluator()?.evaluate()?),
         })
+    }
+
+    /// Reads any tool's results for `dataset`, in its format's results files: a folder of devkit
+    /// files for VOC data ([`DatasetDetections::read_voc_results`], where `missing` applies), one
+    /// COCO results file for COCO data ([`DatasetDetections::read_coco_results`]). Returns the
+    /// detections and how many were read.
+    pub fn read_results(
+        dataset: Arc<DetectionDataset>,
+        path: &Path,
+        missing: MissingClass,
+    ) -> Result<(Self, usize), EvaluationError> {
+        match dataset.format() {
+            DatasetFormat::Voc => Self::read_voc_results(dataset, path, missing),
+            DatasetFormat::Coco => Self::read_coco_results(dataset, path),
+        }
     }
 
     /// Reads devkit results files `<comp>_det_<set>_<class>.txt` from `folder` (see
@@ -243,9 +354,13 @@ impl DatasetDetections {
         dataset: Arc<DetectionDataset>,
         folder: &Path,
         missing: MissingClass,
-    ) -> Result<(Self, usize), TrainError> {
+    ) -> Result<(Self, usize), EvaluationError> {
         let mut evaluator = voc_ground_truth(&dataset)?;
-        let count = ssd_eval::read_results(&mut evaluator, folder, dataset.name(), missing)?;
+        let count = ssd_eval::read_results(&mut evaluator, folder, dataset.name(), missing)
+            .map_err(|e| EvaluationError::Results {
+                path: folder.to_owned(),
+                source: e,
+            })?;
         let mut out = Self::new(dataset);
         let index: std::collections::HashMap<String, usize> = (0..out.dataset.len())
             .map(|i| (out.dataset.image_id(i).to_owned(), i))
@@ -265,7 +380,7 @@ impl DatasetDetections {
     pub fn read_coco_results(
         dataset: Arc<DetectionDataset>,
         file: &Path,
-    ) -> Result<(Self, usize), TrainError> {
+    ) -> Result<(Self, usize), EvaluationError> {
         let entries = ssd_eval::read_coco_results(file)?;
         let mut out = Self::new(dataset);
         let labels: std::collections::HashMap<u64, usize> = (1..=out.dataset.classes().len())
@@ -313,7 +428,7 @@ pub fn results_destination(
     to: Option<&Path>,
     overwrite: bool,
     inputs: &[&Path],
-) -> Result<PathBuf, TrainError> {
+) -> Result<PathBuf, EvaluationError> {
     let d = dataset;
     let (target, files) = match d.format() {
         DatasetFormat::Voc => {
@@ -372,7 +487,7 @@ fn coco_image_id(dataset: &DetectionDataset, index: usize) -> u64 {
 /// A VOC evaluator holding `dataset`'s ground truth exactly as its files give it (class list,
 /// every object with its unclipped box in the devkit's pixels, as `VOCevaldet.m` reads it;
 /// difficult flags, crowd regions as difficult) and no detections yet.
-pub fn voc_ground_truth(dataset: &DetectionDataset) -> Result<VocEvaluator, TrainError> {
+pub fn voc_ground_truth(dataset: &DetectionDataset) -> Result<VocEvaluator, EvaluationError> {
     let images = (0..dataset.len())
         .map(|i| {
             let objects = dataset
@@ -401,7 +516,7 @@ pub fn detect_dataset(
     dataset: &Arc<DetectionDataset>,
     options: &EvalOptions,
     mut progress: impl FnMut(usize),
-) -> Result<DatasetDetections, TrainError> {
+) -> Result<DatasetDetections, EvaluationError> {
     options.validate()?;
     detector
         .post_process()
@@ -441,9 +556,11 @@ pub fn evaluate(
     dataset: &Arc<DetectionDataset>,
     options: &EvalOptions,
     metric: &Metric,
-) -> Result<Report, TrainError> {
+) -> Result<Report, EvaluationError> {
     if let Metric::Voc(config) = metric {
-        config.validate().map_err(ssd_eval::EvalError::from)?;
+        config
+            .validate()
+            .map_err(|e| EvaluationError::Setting(e.named("iou-threshold")))?;
     }
     detect_dataset(detector, dataset, options, |_| {})?.evaluate(metric)
 }
