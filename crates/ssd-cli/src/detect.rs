@@ -56,20 +56,14 @@ impl ThresholdArgs {
     /// range is an error naming its flag.
     pub fn post_process(&self) -> anyhow::Result<PostProcessConfig> {
         let config = PostProcessConfig {
-            score_threshold: self.min_score,
-            max_detections: self.top_k,
-            nms_iou: self.nms_overlap,
+            min_score: self.min_score,
+            top_k: self.top_k,
+            nms_overlap: self.nms_overlap,
             ..PostProcessConfig::default()
         };
-        config.validate().map_err(|e| {
-            let flag = match e.name {
-                "score_threshold" => "--min-score",
-                "max_detections" => "--top-k",
-                "nms_iou" => "--nms-overlap",
-                other => other,
-            };
-            e.named(flag)
-        })?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!(e.as_flag()))?;
         Ok(config)
     }
 }

@@ -161,7 +161,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     let images = args.results.join("images");
     let files: Vec<PathBuf> = (0..test.len().min(8)).map(|i| test.image_path(i)).collect();
     let detector = detector.with_post_process(PostProcessConfig {
-        score_threshold: 0.3,
+        min_score: 0.3,
         ..PostProcessConfig::default()
     });
     annotate_files(&detector, &files, &images)?;

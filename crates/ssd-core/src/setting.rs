@@ -5,7 +5,7 @@ use std::fmt::Display;
 
 /// A setting outside its allowed range: which setting, the range, and the value given.
 ///
-/// Libraries name the setting after its field (`score_threshold`); a front end that exposes it
+/// Libraries name the setting after its field (`min_score`); a front end that exposes it
 /// under another name (a command line flag, `--min-score`) renames it with [`SettingError::named`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name} must be {allowed}, got {value}")]
@@ -23,6 +23,17 @@ impl SettingError {
     #[must_use]
     pub fn named(self, name: &'static str) -> Self {
         Self { name, ..self }
+    }
+
+    /// The message with the setting named as the command-line flag of the same name
+    /// (`min_score` is `--min-score`): one setting has one name from the field to the flag.
+    pub fn as_flag(&self) -> String {
+        format!(
+            "--{} must be {}, got {}",
+            self.name.replace('_', "-"),
+            self.allowed,
+            self.value
+        )
     }
 }
 

@@ -469,10 +469,7 @@ pub fn results_destination(
 pub fn test_post_process(format: DatasetFormat, base: PostProcessConfig) -> PostProcessConfig {
     match format {
         DatasetFormat::Voc => base,
-        DatasetFormat::Coco => PostProcessConfig {
-            max_detections: 100,
-            ..base
-        },
+        DatasetFormat::Coco => PostProcessConfig { top_k: 100, ..base },
     }
 }
 

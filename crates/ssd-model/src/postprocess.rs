@@ -10,39 +10,40 @@ use ssd_core::{
 
 use crate::ModelError;
 
-/// Post-processing thresholds; the default is the paper's test setting.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Post-processing thresholds; the default is the paper's test setting. The names are those of
+/// `ssd detect`'s flags (`--min-score`, `--top-k`, `--nms-overlap`) and of `ssd serve`'s query.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PostProcessConfig {
     /// Per class, keep scores above this (0.01).
-    pub score_threshold: f32,
+    pub min_score: f32,
     /// Per class, keep at most this many boxes before NMS (400).
     pub top_k_per_class: usize,
     /// Per class NMS IoU threshold (0.45): a box overlapping a better one of its class by more
     /// than this is dropped; 1 keeps every box.
-    pub nms_iou: f32,
+    pub nms_overlap: f32,
     /// Per image, keep the best this many detections over all classes (200).
-    pub max_detections: usize,
+    pub top_k: usize,
 }
 
 impl Default for PostProcessConfig {
     fn default() -> Self {
         Self {
-            score_threshold: 0.01,
+            min_score: 0.01,
             top_k_per_class: 400,
-            nms_iou: 0.45,
-            max_detections: 200,
+            nms_overlap: 0.45,
+            top_k: 200,
         }
     }
 }
 
 impl PostProcessConfig {
-    /// Checks every threshold's range: `score_threshold` in `[0, 1]`, `nms_iou` in `(0, 1]`,
+    /// Checks every threshold's range: `min_score` in `[0, 1]`, `nms_overlap` in `(0, 1]`,
     /// both counts at least 1. [`PostProcessor::detect`] refuses a configuration that fails it.
     pub fn validate(&self) -> Result<(), SettingError> {
-        unit_interval("score_threshold", self.score_threshold)?;
+        unit_interval("min_score", self.min_score)?;
         at_least_one("top_k_per_class", self.top_k_per_class)?;
-        iou_threshold("nms_iou", self.nms_iou)?;
-        at_least_one("max_detections", self.max_detections)
+        iou_threshold("nms_overlap", self.nms_overlap)?;
+        at_least_one("top_k", self.top_k)
     }
 }
 
@@ -171,7 +172,7 @@ impl PostProcessor {
             .collect())
     }
 
-    /// Per class: threshold, top k, NMS; then the best `max_detections` over all classes.
+    /// Per class: threshold, top k, NMS; then the best `top_k` over all classes.
     fn detect_one(
         cfg: &PostProcessConfig,
         image: &[f32],
@@ -191,7 +192,7 @@ impl PostProcessor {
             scores.clear();
             for (i, r) in image.chunks_exact(row).enumerate() {
                 let s = r[4 + class];
-                if s > cfg.score_threshold {
+                if s > cfg.min_score {
                     candidates.push(i);
                     scores.push(s);
                 }
@@ -203,7 +204,7 @@ impl PostProcessor {
             let cand_boxes: Vec<CornerBox> = best.iter().map(|&k| boxes[candidates[k]]).collect();
             let cand_scores: Vec<f32> = best.iter().map(|&k| scores[k]).collect();
             // `nms` fails only when boxes and scores differ in length, which they cannot here.
-            let Ok(keep) = nms(&cand_boxes, &cand_scores, cfg.nms_iou) else {
+            let Ok(keep) = nms(&cand_boxes, &cand_scores, cfg.nms_overlap) else {
                 continue;
             };
             let (w, h) = (size[0] as f32, size[1] as f32);
@@ -218,7 +219,7 @@ impl PostProcessor {
         }
         // Stable: equal scores keep class order.
         out.sort_by(|a, b| b.score.total_cmp(&a.score));
-        out.truncate(cfg.max_detections);
+        out.truncate(cfg.top_k);
         out
     }
 }
@@ -257,12 +258,12 @@ mod tests {
         let loc = || tensor3(vec![0.0; 2 * 3 * 4], [2, 3, 4]);
         let conf = || tensor3([logits(), logits()].concat(), [2, 3, 3]);
         let loose = PostProcessConfig {
-            score_threshold: 0.01,
-            nms_iou: 0.95,
+            min_score: 0.01,
+            nms_overlap: 0.95,
             ..PostProcessConfig::default()
         };
         let strict = PostProcessConfig {
-            score_threshold: 0.9,
+            min_score: 0.9,
             ..PostProcessConfig::default()
         };
         let sizes = [[100, 50], [40, 80]];
@@ -286,30 +287,30 @@ mod tests {
     }
 
     /// Each threshold out of its range is refused by name before anything is computed: a NaN
-    /// score threshold or a `max_detections` of 0 would otherwise return no detections, an IoU of
+    /// score threshold or a `top_k` of 0 would otherwise return no detections, an IoU of
     /// 0 or 2 would break or switch off NMS.
     #[test]
     fn thresholds_out_of_range_are_errors_naming_them() {
         let base = PostProcessConfig::default();
         let cases = [
             (
-                "score_threshold",
+                "min_score",
                 PostProcessConfig {
-                    score_threshold: f32::NAN,
+                    min_score: f32::NAN,
                     ..base
                 },
             ),
             (
-                "score_threshold",
+                "min_score",
                 PostProcessConfig {
-                    score_threshold: -0.5,
+                    min_score: -0.5,
                     ..base
                 },
             ),
             (
-                "score_threshold",
+                "min_score",
                 PostProcessConfig {
-                    score_threshold: 1.5,
+                    min_score: 1.5,
                     ..base
                 },
             ),
@@ -321,33 +322,27 @@ mod tests {
                 },
             ),
             (
-                "nms_iou",
+                "nms_overlap",
                 PostProcessConfig {
-                    nms_iou: 0.0,
+                    nms_overlap: 0.0,
                     ..base
                 },
             ),
             (
-                "nms_iou",
+                "nms_overlap",
                 PostProcessConfig {
-                    nms_iou: 2.0,
+                    nms_overlap: 2.0,
                     ..base
                 },
             ),
             (
-                "nms_iou",
+                "nms_overlap",
                 PostProcessConfig {
-                    nms_iou: f32::NAN,
+                    nms_overlap: f32::NAN,
                     ..base
                 },
             ),
-            (
-                "max_detections",
-                PostProcessConfig {
-                    max_detections: 0,
-                    ..base
-                },
-            ),
+            ("top_k", PostProcessConfig { top_k: 0, ..base }),
         ];
         for (name, config) in cases {
             let loc = tensor3(vec![0.0; 12], [1, 3, 4]);
@@ -393,8 +388,8 @@ mod tests {
     #[test]
     fn thresholds_and_the_per_image_cap_apply() {
         let pp = processor(PostProcessConfig {
-            score_threshold: 0.5,
-            max_detections: 1,
+            min_score: 0.5,
+            top_k: 1,
             ..PostProcessConfig::default()
         });
         let loc = tensor3(vec![0.0; 24], [2, 3, 4]);

@@ -93,11 +93,11 @@ fn export_writes_atomically_and_refuses_what_it_should() {
     let err = write_onnx(&detector, &missing, &OnnxOptions::default()).expect_err("no folder");
     assert!(err.to_string().contains("no/such/folder"), "{err}");
     let bad = detector.with_post_process(PostProcessConfig {
-        nms_iou: 0.0,
+        nms_overlap: 0.0,
         ..PostProcessConfig::default()
     });
-    let err = write_onnx(&bad, &dir.join("bad.onnx"), &pp).expect_err("nms_iou 0");
-    assert!(err.to_string().contains("nms_iou"), "{err}");
+    let err = write_onnx(&bad, &dir.join("bad.onnx"), &pp).expect_err("nms_overlap 0");
+    assert!(err.to_string().contains("nms_overlap"), "{err}");
     let left: Vec<String> = std::fs::read_dir(&dir)
         .expect("list")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))

@@ -400,47 +400,38 @@ fn seconds(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
-/// The request's thresholds: `defaults` with the query's `min_score`, `top_k` and `nms`.
+/// The request's thresholds: `defaults` with the query's `min_score`, `top_k` and `nms_overlap`
+/// (the names of `ssd detect`'s flags and of [`PostProcessConfig`]'s fields; `nms` is accepted
+/// for `nms_overlap`, its name in earlier versions).
 fn thresholds(
     query: Option<&str>,
     defaults: PostProcessConfig,
 ) -> Result<PostProcessConfig, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let number = |key: &str, value: &str| {
+        value
+            .parse::<f32>()
+            .map_err(|_| bad(format!("{key}={value:?} is not a number")))
+    };
     let mut post = defaults;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
-            "min_score" => {
-                post.score_threshold = value
-                    .parse()
-                    .map_err(|_| bad(format!("min_score={value:?} is not a number")))?;
-            }
-            "nms" => {
-                post.nms_iou = value
-                    .parse()
-                    .map_err(|_| bad(format!("nms={value:?} is not a number")))?;
-            }
+            "min_score" => post.min_score = number(key, value)?,
+            "nms_overlap" | "nms" => post.nms_overlap = number(key, value)?,
             "top_k" => {
-                post.max_detections = value
+                post.top_k = value
                     .parse()
                     .map_err(|_| bad(format!("top_k={value:?} is not a whole number")))?;
             }
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter {other:?} (min_score, top_k and nms are)"
+                    "unknown query parameter {other:?} (min_score, top_k and nms_overlap are)"
                 )));
             }
         }
     }
-    post.validate().map_err(|e| {
-        let name = match e.name {
-            "score_threshold" => "min_score",
-            "max_detections" => "top_k",
-            "nms_iou" => "nms",
-            other => other,
-        };
-        bad(e.named(name).to_string())
-    })?;
+    post.validate().map_err(|e| bad(e.to_string()))?;
     Ok(post)
 }
 

@@ -9,7 +9,7 @@
 //! gives every image the detections [`Detector::detect`] gives it alone.
 //!
 //! Routes: `POST /v1/detect` (raw image body or `multipart/form-data`; query `min_score`,
-//! `top_k`, `nms`), `GET /v1/model`, `GET /health`, `GET /metrics`, `GET /` (the page). Errors are
+//! `top_k`, `nms_overlap`, the names of `ssd detect`'s flags), `GET /v1/model`, `GET /health`, `GET /metrics`, `GET /` (the page). Errors are
 //! JSON `{"error": "..."}` with a 4xx/5xx status; a full queue is `503` with `Retry-After`.
 //!
 //! What a client can make the server hold is bounded: request bodies and images being decoded
@@ -262,33 +262,13 @@ pub struct ModelInfo {
     pub input_size: usize,
     /// The backend it runs on.
     pub backend: String,
-    /// The thresholds a request gets unless its query sets them.
-    pub defaults: Thresholds,
+    /// The thresholds a request gets unless its query sets them (`min_score`, `top_k`,
+    /// `nms_overlap`, and the per-class `top_k_per_class`).
+    pub defaults: PostProcessConfig,
     /// Most images per batch.
     pub max_batch: usize,
     /// Most images per request.
     pub max_images_per_request: usize,
-}
-
-/// Post-processing thresholds under the query parameters' names.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Thresholds {
-    /// Lowest score reported.
-    pub min_score: f32,
-    /// Most detections per image.
-    pub top_k: usize,
-    /// NMS IoU threshold.
-    pub nms: f32,
-}
-
-impl From<&PostProcessConfig> for Thresholds {
-    fn from(p: &PostProcessConfig) -> Self {
-        Self {
-            min_score: p.score_threshold,
-            top_k: p.max_detections,
-            nms: p.nms_iou,
-        }
-    }
 }
 
 impl ModelInfo {
@@ -306,7 +286,7 @@ impl ModelInfo {
                 .collect(),
             input_size: model.input_size(),
             backend: config.backend.clone(),
-            defaults: detector.post_process().into(),
+            defaults: *detector.post_process(),
             max_batch: config.max_batch,
             max_images_per_request: config.max_images_per_request,
         }

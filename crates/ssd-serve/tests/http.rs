@@ -49,6 +49,7 @@ async fn health_model_page_and_metrics() {
         serde_json::json!(["class1", "class2", "class3", "class4", "class5"])
     );
     assert_eq!(model["defaults"]["top_k"], 200);
+    assert!((model["defaults"]["nms_overlap"].as_f64().expect("number") - 0.45).abs() < 1e-6);
     assert!((model["defaults"]["min_score"].as_f64().expect("number") - 0.05).abs() < 1e-6);
 
     let page = server
@@ -130,9 +131,9 @@ async fn detections_equal_the_one_image_path() {
     // Multipart with three files and a text field, thresholds from the query: batched together,
     // each equal to its own one-image answer, in the order sent.
     let post = PostProcessConfig {
-        score_threshold: 0.1,
-        max_detections: 7,
-        nms_iou: 0.3,
+        min_score: 0.1,
+        top_k: 7,
+        nms_overlap: 0.3,
         ..PostProcessConfig::default()
     };
     let part = |bytes: &Vec<u8>, name: &str, mime: &str| {
@@ -148,7 +149,7 @@ async fn detections_equal_the_one_image_path() {
         .part("image", part(&b, "b.jpg", "image/jpeg"));
     let response = server
         .client
-        .post(server.url("/v1/detect?min_score=0.1&top_k=7&nms=0.3"))
+        .post(server.url("/v1/detect?min_score=0.1&top_k=7&nms_overlap=0.3"))
         .multipart(form)
         .send()
         .await
@@ -256,7 +257,13 @@ async fn bad_requests_get_4xx_json() {
         json(post_raw(&server, "?min_score=2", "image/png", ok.clone()).await).await,
     );
     check(400, "top_k")(json(post_raw(&server, "?top_k=0", "image/png", ok.clone()).await).await);
-    check(400, "nms")(json(post_raw(&server, "?nms=-1", "image/png", ok.clone()).await).await);
+    check(400, "nms_overlap must be in (0, 1], got 2")(
+        json(post_raw(&server, "?nms_overlap=2", "image/png", ok.clone()).await).await,
+    );
+    // `nms`, the earlier name, is still taken.
+    check(400, "nms_overlap must be in (0, 1], got -1")(
+        json(post_raw(&server, "?nms=-1", "image/png", ok.clone()).await).await,
+    );
     check(400, "colour")(
         json(post_raw(&server, "?colour=red", "image/png", ok.clone()).await).await,
     );

@@ -174,10 +174,10 @@ fn build(detector: &Detector, options: &OnnxOptions) -> Result<ModelProto, OnnxE
         metadata.push(entry(
             "post_process",
             &serde_json::json!({
-                "score_threshold": post.score_threshold,
+                "min_score": post.min_score,
                 "top_k_per_class": post.top_k_per_class,
-                "nms_iou": post.nms_iou,
-                "max_detections": post.max_detections,
+                "nms_overlap": post.nms_overlap,
+                "top_k": post.top_k,
             })
             .to_string(),
         ));
@@ -436,7 +436,7 @@ struct DetectionOutputs {
 /// Per image and foreground class: the `K = min(top_k_per_class, P)` best scores (`TopK`, ties:
 /// lower index first, as ours), NMS over those (each (image, class) pair a batch of ONNX's
 /// `NonMaxSuppression`, so classes never suppress each other), then the best
-/// `D = min(max_detections, (C - 1) K)` survivors of the image over all classes (`TopK` over a
+/// `D = min(top_k, (C - 1) K)` survivors of the image over all classes (`TopK` over a
 /// dense `[N, (C - 1) K]` score table, -1 where NMS dropped a box).
 fn detections(
     g: &mut Graph,
@@ -448,7 +448,7 @@ fn detections(
     let p = config.num_priors();
     let fg = config.num_classes as i64 - 1;
     let k = post.top_k_per_class.min(p) as i64;
-    let per_image = (post.max_detections as i64).min(fg * k);
+    let per_image = (post.top_k as i64).min(fg * k);
     let priors = config
         .priors
         .priors()
@@ -504,8 +504,8 @@ fn detections(
     let axis1 = g.constant_i64(&[1]);
     let nms_scores = g.node("Unsqueeze", &[top_scores, &axis1], vec![]);
     let max_out = g.constant_i64(&[k]);
-    let iou = g.constant_f32(&[1], &[post.nms_iou]);
-    let threshold = g.constant_f32(&[1], &[post.score_threshold]);
+    let iou = g.constant_f32(&[1], &[post.nms_overlap]);
+    let threshold = g.constant_f32(&[1], &[post.min_score]);
     let selected = g.node(
         "NonMaxSuppression",
         &[&top_boxes, &nms_scores, &max_out, &iou, &threshold],

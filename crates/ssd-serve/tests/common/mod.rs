@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 /// model reports many boxes.
 pub fn defaults() -> PostProcessConfig {
     PostProcessConfig {
-        score_threshold: 0.05,
+        min_score: 0.05,
         ..PostProcessConfig::default()
     }
 }
