@@ -1,13 +1,11 @@
 //! `ssd`: SSD (Single Shot MultiBox Detector, Liu et al. 2016) in Rust on Burn.
 //!
 //! This root package hosts the workspace's cross-crate integration tests (`tests/`) and criterion
-//! benches (`benches/`), and re-exports the library crates under one name. The crates:
-//!
-//! - [`core`] (`ssd-core`): box types, IoU, priors, box coder, prior matching, NMS;
-//! - [`cli`] (`ssd-cli`): backend selection (the `ssd` binary lives there).
-//!
-//! `ssd-data` (VOC image sets, class lists and annotations so far), `ssd-model` (exact
-//! reductions so far) and `ssd-eval` (a placeholder) are filled by later issues.
+//! benches (`benches/`), and re-exports two crates under one name: [`core`] (`ssd-core`: box
+//! types, IoU, priors, the box coder, prior matching, NMS) and [`backend`] (`ssd-backend`: a
+//! backend by name to a Burn device). The other crates — `ssd-data`, `ssd-model`, `ssd-eval`,
+//! `ssd-evaluation`, `ssd-train`, `ssd-serve` and the `ssd` binary's `ssd-cli` — are used by
+//! their own names; `docs/architecture.md` draws how they stack.
 
-pub use ssd_cli as cli;
+pub use ssd_backend as backend;
 pub use ssd_core as core;

@@ -79,6 +79,16 @@ pub enum BackendError {
     /// A name that is not a backend.
     #[error("unknown backend `{0}`: expected one of flex, tch, wgpu, cuda")]
     Unknown(String),
+    /// The backend's device computed a wrong result, or none could be read back.
+    #[error(
+        "backend `{backend}` computed {got} for the sum of a 256x256 ones matrix squared (expected 16777216)"
+    )]
+    WrongResult {
+        /// The backend.
+        backend: Backend,
+        /// What it gave, in words.
+        got: String,
+    },
     /// A build with no backend feature at all.
     #[error(
         "no backend is compiled into this binary; rebuild with `--features flex` (or tch, wgpu, \
@@ -193,6 +203,25 @@ impl Backend {
             #[cfg(feature = "cuda")]
             Backend::Cuda => cuda_device_count().unwrap_or(1),
             _ => 1,
+        }
+    }
+
+    /// The backend's inference device, checked to compute: the sum of a 256x256 matrix of ones
+    /// squared must be 256³ (what `ssd backends` runs for each backend).
+    pub fn check(self) -> Result<Device, BackendError> {
+        let device = self.device()?;
+        let x = burn::tensor::Tensor::<2>::ones([256, 256], &device);
+        let total = x.clone().matmul(x).sum().into_data().try_to_vec::<f32>();
+        match total.as_deref() {
+            Ok([v]) if *v == 256.0 * 256.0 * 256.0 => Ok(device),
+            Ok(other) => Err(BackendError::WrongResult {
+                backend: self,
+                got: format!("{other:?}"),
+            }),
+            Err(e) => Err(BackendError::WrongResult {
+                backend: self,
+                got: format!("nothing readable ({e:?})"),
+            }),
         }
     }
 

@@ -1,16 +1,16 @@
 //! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
 //! `export`, `serve`, `backends`.
 
-use anyhow::Context;
-use burn::tensor::Tensor;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ssd_backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
 use ssd_cli::export::{ExportArgs, export};
-use ssd_cli::quickstart::{QuickstartArgs, quickstart};
+use ssd_cli::quickstart::{QUICKSTART_DATA_FLAGS, QuickstartArgs, quickstart};
 use ssd_cli::serve::{ServeArgs, serve};
 use ssd_cli::train::{TrainArgs, train};
+use ssd_serve::ServeFlags;
+use ssd_train::Recipe;
 
 /// SSD (Single Shot MultiBox Detector) on Burn.
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ enum Command {
     Eval(EvalArgs),
     /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
     /// the whole workflow in a few minutes on a CPU, nothing to download.
-    Quickstart(QuickstartArgs),
+    Quickstart(Box<QuickstartArgs>),
     /// Write a trained model as an ONNX file (opset 17), optionally with its post-processing
     /// (softmax, box decoding, NMS) in the graph.
     Export(ExportArgs),
@@ -47,8 +47,10 @@ enum Command {
 }
 
 /// The command line: a number after a flag is its value even when negative (then an error
-/// naming the flag's range, not "unexpected argument"); `ssd export`'s thresholds need
-/// `--postprocess` (they set the post-processing in the graph, which is only there with it).
+/// naming the flag's range, not "unexpected argument"); the training settings' help shows the
+/// defaults of the recipe (`ssd train`: the model preset's, `ssd quickstart`: its own), and the
+/// quickstart's data flags are hidden; `ssd export`'s thresholds need `--postprocess` (they set
+/// the post-processing in the graph, which is only there with it).
 fn command() -> clap::Command {
     let needs_postprocess = |a: clap::Arg| a.requires("postprocess");
     Cli::command()
@@ -61,6 +63,14 @@ fn command() -> clap::Command {
                 }
             })
         })
+        .mut_subcommand("train", |s| ssd_train::show_defaults(s, Recipe::Preset))
+        .mut_subcommand("quickstart", |s| {
+            QUICKSTART_DATA_FLAGS.into_iter().fold(
+                ssd_train::show_defaults(s, Recipe::Quickstart),
+                |s, flag| s.mut_arg(flag, |a| a.hide(true)),
+            )
+        })
+        .mut_subcommand("serve", ServeFlags::show_defaults)
         .mut_subcommand("export", |s| {
             s.mut_arg("min_score", needs_postprocess)
                 .mut_arg("top_k", needs_postprocess)
@@ -103,34 +113,15 @@ fn backends(only: Option<Backend>) -> anyhow::Result<()> {
         }
     }
     for b in selected {
-        let device = match b.device() {
-            Ok(device) => device,
+        match b.check() {
+            Ok(device) => println!("{b:5} {device:?}: ok"),
             // Listing everything: a compiled-in GPU backend without a GPU here is reported, not
             // fatal.
             Err(e @ BackendError::Unavailable { .. }) if only.is_none() => {
                 println!("{b:5} unavailable: {e}");
-                continue;
             }
             Err(e) => return Err(e.into()),
-        };
-        let x = Tensor::<2>::ones([256, 256], &device);
-        let total: Vec<f32> = x
-            .clone()
-            .matmul(x)
-            .sum()
-            .into_data()
-            .try_to_vec()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
-            .with_context(|| format!("reading back a result from backend {b}"))?;
-        let ok = total.first().copied() == Some(256.0 * 256.0 * 256.0);
-        println!(
-            "{b:5} {device:?}: {}",
-            if ok { "ok" } else { "WRONG RESULT" }
-        );
-        anyhow::ensure!(
-            ok,
-            "backend {b} computed {total:?} for a 256x256 ones matmul sum"
-        );
+        }
     }
     Ok(())
 }

@@ -194,12 +194,24 @@ impl DataLocation {
     }
 
     /// The classes the dataset defines itself: a COCO file's categories (ids ascending, read
-    /// without the rest of the file), `None` for VOC (whose class names are the caller's list).
-    /// With several COCO files, the first file's.
+    /// without the rest of the file; with several files, the first file's), a VOC root's
+    /// `classes.txt` (one name per line, as the synthetic writer and many exporters leave
+    /// beside the data), `None` for a VOC root without one (the caller's list, else the 20 VOC
+    /// classes, apply).
     pub fn own_classes(&self) -> Result<Option<ClassList>, DataError> {
-        match self.resolve()?.1.first() {
+        let (_, sources) = self.resolve()?;
+        match sources.first() {
             Some(Source::Coco { file, .. }) => coco::read_classes(file).map(Some),
-            _ => Ok(None),
+            _ => {
+                let roots: Vec<PathBuf> = sources
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        Source::Voc(root) => Some(root),
+                        Source::Coco { .. } => None,
+                    })
+                    .collect();
+                voc_own_classes(&roots)
+            }
         }
     }
 }
@@ -290,7 +302,10 @@ impl DetectionDataset {
                         Source::Coco { .. } => None,
                     })
                     .collect();
-                let classes = classes.unwrap_or_else(ClassList::voc);
+                let classes = match classes {
+                    Some(classes) => classes,
+                    None => voc_own_classes(&roots)?.unwrap_or_else(ClassList::voc),
+                };
                 let set = ImageSet::read(&roots, &location.name)?;
                 listed = set.files();
                 let annotations = parse_voc(&set, &classes)?;
@@ -580,6 +595,33 @@ fn open_coco(sources: &[Source], classes: Option<ClassList>) -> Result<Opened, D
         }
     }
     Ok((images, annotations, classes, categories, of_label))
+}
+
+/// The class list VOC roots bring: their `classes.txt`, which every root that has one must
+/// agree on; `None` when none has one.
+fn voc_own_classes(roots: &[PathBuf]) -> Result<Option<ClassList>, DataError> {
+    let mut found: Option<(PathBuf, ClassList)> = None;
+    for root in roots {
+        let file = root.join("classes.txt");
+        if !file.is_file() {
+            continue;
+        }
+        let classes = ClassList::from_file(&file)?;
+        match &found {
+            Some((first, theirs)) if theirs.names() != classes.names() => {
+                return Err(DataError::UnknownLayout {
+                    path: file,
+                    reason: format!(
+                        "lists other classes than {}: one dataset has one class list",
+                        first.display()
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => found = Some((file, classes)),
+        }
+    }
+    Ok(found.map(|(_, classes)| classes))
 }
 
 /// Parses every annotation of `set` on all cores. The first error in image-set order wins, so

@@ -189,19 +189,19 @@ pub fn write_synthetic(
 }
 
 /// The layouts [`write_synthetic_as`] writes.
+///
+/// The COCO layout is `annotations/instances_trainval.json` and `instances_test.json`, images in
+/// `trainval/` and `test/`. The categories have the non-contiguous ids [`SYNTHETIC_COCO_IDS`],
+/// listed in the file in descending order; objects that VOC marks difficult (tiny objects, and
+/// the crowds of [`SyntheticConfig::crowds`]) are crowd regions; `area` is the shape's own area (a
+/// circle's is π/4 of its box), not w * h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SyntheticFormat {
-    /// A VOC root (see [`write_synthetic`]).
+    /// A VOC root: Annotations, ImageSets, JPEGImages.
     #[default]
     Voc,
-    /// The COCO layout.
-    ///
-    /// `annotations/instances_trainval.json` and `instances_test.json`, images in
-    /// `trainval/` and `test/`. The categories have the non-contiguous ids
-    /// [`SYNTHETIC_COCO_IDS`], listed in the file in descending order; objects that VOC marks
-    /// difficult (tiny objects, and the crowds of [`SyntheticConfig::crowds`]) are crowd regions;
-    /// `area` is the shape's own area (a circle's is π/4 of its box), not w * h.
+    /// The COCO layout: instances_*.json and image folders.
     Coco,
 }
 

@@ -430,9 +430,10 @@ pub fn results_destination(
     inputs: &[&Path],
 ) -> Result<PathBuf, EvaluationError> {
     let d = dataset;
+    let default = || results_in(d, Path::new("results/det"));
     let (target, files) = match d.format() {
         DatasetFormat::Voc => {
-            let folder = to.map_or_else(|| PathBuf::from("results/det"), Path::to_owned);
+            let folder = to.map_or_else(default, Path::to_owned);
             let files = d
                 .classes()
                 .names()
@@ -442,10 +443,7 @@ pub fn results_destination(
             (folder, files)
         }
         DatasetFormat::Coco => {
-            let file = to.map_or_else(
-                || PathBuf::from(format!("results/det/detections_{}.json", d.name())),
-                Path::to_owned,
-            );
+            let file = to.map_or_else(default, Path::to_owned);
             (file.clone(), vec![file])
         }
     };
@@ -461,6 +459,15 @@ pub fn results_destination(
         )?;
     }
     Ok(target)
+}
+
+/// Where `dataset`'s results go in `folder`, in its format's results files: the folder itself for
+/// devkit files (VOC), `detections_<set>.json` in it for COCO.
+pub fn results_in(dataset: &DetectionDataset, folder: &Path) -> PathBuf {
+    match dataset.format() {
+        DatasetFormat::Voc => folder.to_owned(),
+        DatasetFormat::Coco => folder.join(format!("detections_{}.json", dataset.name())),
+    }
 }
 
 /// The test settings for a dataset of `format`: `base` (the paper's: score 0.01, top 400 per

@@ -2,8 +2,8 @@
 //! Burn checkpoints.
 //!
 //! A `.pth` is read with burn-store's PyTorch reader; its layout is detected from its keys
-//! ([`PthLayout::detect`]); each layout's key map is data (a list of rules, one comment each) that
-//! turns a PyTorch key into a parameter of [`Ssd`]. Every parameter must be found with the shape
+//! ([`PthLayout::detect`]); `map_key` turns each layout's PyTorch key into a parameter of [`Ssd`]
+//! (one `match` arm per group of keys, each with a comment on the layout it reads). Every parameter must be found with the shape
 //! the configuration expects and every tensor in the file must be used, or the load fails naming
 //! each key with expected and found shapes. Backbone files ([`PthLayout::TorchvisionVgg16`],
 //! [`PthLayout::AmdegrootReducedFc`]) fill only the VGG part ([`LoadMode::Backbone`]).

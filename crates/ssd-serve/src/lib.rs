@@ -41,6 +41,8 @@
 //! ```
 
 mod budget;
+#[cfg(feature = "clap")]
+mod flags;
 mod http;
 pub mod metrics;
 mod worker;
@@ -58,6 +60,8 @@ use ssd_model::{Detector, PostProcessConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+#[cfg(feature = "clap")]
+pub use flags::ServeFlags;
 pub use metrics::Metrics;
 
 /// Limits and batching of a server.

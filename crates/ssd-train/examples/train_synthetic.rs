@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         devices: vec![device.clone()],
         resume: None,
         overwrite: true,
+        dataset: None,
     };
     let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
     let detector = Detector::load(&outcome.model, &device)?;

@@ -110,6 +110,23 @@ pub enum TrainError {
         /// The run's name.
         name: String,
     },
+    /// A model that is neither a preset nor a readable model file.
+    #[error("--model {name}: {source}")]
+    ModelName {
+        /// The name asked for.
+        name: String,
+        /// Why it is none.
+        #[source]
+        source: ModelError,
+    },
+    /// A settings file that cannot be read, does not parse, or has a key that is no setting.
+    #[error("settings file {}: {message}", path.display())]
+    SettingsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A checkpoint folder that cannot be resumed from.
     #[error("--resume {}: {message}", path.display())]
     Resume {

@@ -53,6 +53,7 @@
 //!     devices: vec![device.clone()],
 //!     resume: None,
 //!     overwrite: true,
+//!     dataset: None,
 //! };
 //! let outcome = Trainer::new(settings)?.run(&mut Quiet)?;
 //! let detector = Detector::load(&outcome.model, &device)?;
@@ -67,6 +68,7 @@ pub mod checkpoint;
 mod error;
 mod loss_log;
 mod optim;
+mod resolve;
 mod run_lock;
 mod settings;
 mod trainer;
@@ -75,5 +77,8 @@ pub use checkpoint::{TrainState, read_state};
 pub use error::TrainError;
 pub use loss_log::{LossLog, LossPoint};
 pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule};
-pub use settings::{TrainConfig, TrainSettings};
+#[cfg(feature = "clap")]
+pub use resolve::show_defaults;
+pub use resolve::{Recipe, ResolvedRun, RunRequest, read_settings_file};
+pub use settings::{TrainConfig, TrainOverrides, TrainSettings};
 pub use trainer::{Control, Observer, Quiet, Start, StepStats, TrainOutcome, Trainer};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{StepStats, TrainError};
 
-/// One row of the loss log.
+/// One row of the loss log: what a step reports of its loss ([`StepStats::point`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossPoint {
     /// Iterations done (1-based: the row after the first step is 1).
@@ -26,14 +26,7 @@ pub struct LossPoint {
 
 impl From<&StepStats> for LossPoint {
     fn from(s: &StepStats) -> Self {
-        Self {
-            iteration: s.iteration,
-            loss: s.loss,
-            loc: s.loc,
-            conf: s.conf,
-            lr: s.lr,
-            grad_norm: s.grad_norm,
-        }
+        s.point
     }
 }
 

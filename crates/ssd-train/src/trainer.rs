@@ -14,6 +14,7 @@ use ssd_data::{
 };
 use ssd_model::{CheckpointInfo, LoadMode, LoadReport, MODEL_FILE, MultiBoxLoss, Ssd};
 
+use crate::LossPoint;
 use crate::checkpoint::{
     OPTIMIZER_FILE, TrainState, check_optimizer_file, read_state, remove_stale_partials,
     save_checkpoint,
@@ -25,18 +26,9 @@ use crate::{TrainConfig, TrainError, TrainSettings};
 /// What one iteration did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepStats {
-    /// Iterations done, this one included (1-based number of this iteration).
-    pub iteration: u64,
-    /// Total loss (`conf + alpha * loc`).
-    pub loss: f64,
-    /// Localisation part (smooth L1 over positives, divided by their number).
-    pub loc: f64,
-    /// Confidence part (cross-entropy over positives and hard negatives, same normaliser).
-    pub conf: f64,
-    /// Learning rate of the base group.
-    pub lr: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
+    /// The iteration, its loss parts, learning rate and gradient norm (what the loss log keeps;
+    /// `stats.loss`, `stats.iteration`, ... read through to it).
+    pub point: LossPoint,
     /// Images in the batch.
     pub images: usize,
     /// Positive (matched) priors in each device's share of the batch, one entry per device;
@@ -44,6 +36,14 @@ pub struct StepStats {
     pub positives: Vec<usize>,
     /// The checkpoint saved after this iteration, if one was.
     pub checkpoint: Option<PathBuf>,
+}
+
+impl std::ops::Deref for StepStats {
+    type Target = LossPoint;
+
+    fn deref(&self) -> &LossPoint {
+        &self.point
+    }
 }
 
 /// What an [`Observer`] wants after a step.
@@ -161,22 +161,13 @@ impl Trainer {
             devices,
             resume,
             overwrite,
+            dataset: opened,
         } = settings;
         config.validate()?;
         let Some(main) = devices.first() else {
             return Err(TrainError::setting("devices", "no device given"));
         };
-        if !config.batch_size.is_multiple_of(devices.len()) {
-            return Err(TrainError::setting(
-                "devices",
-                format!(
-                    "the batch of {} images does not split into {} equal shares; make \
-                     --batch-size a multiple of the number of devices",
-                    config.batch_size,
-                    devices.len()
-                ),
-            ));
-        }
+        crate::settings::check_shares(config.batch_size, devices.len(), &config.devices)?;
         model_cfg.validate().map_err(ssd_model::ModelError::from)?;
         if model_cfg.num_classes != classes.num_classes_with_background() {
             return Err(TrainError::ClassCount {
@@ -222,7 +213,12 @@ impl Trainer {
             name: config.datanames.clone(),
             images: config.images.clone(),
         };
-        let opened = DetectionDataset::open_at(&location, Some(classes.clone()), true)?;
+        let opened = match opened {
+            Some(opened) if opened.classes() == &classes => {
+                Arc::try_unwrap(opened).unwrap_or_else(|shared| (*shared).clone())
+            }
+            _ => DetectionDataset::open_at(&location, Some(classes.clone()), true)?,
+        };
         // A run trains on one category table: data that numbers its own categories must number
         // them as the model does.
         if let (Some(model), Some(own)) = (classes.category_ids(), opened.own_category_ids())
@@ -383,12 +379,14 @@ impl Trainer {
         let mut schedule = lr_schedule(&self.config, self.done);
         let model = self.optimizer.step(schedule.step(), model, grads);
         let stats = StepStats {
-            iteration,
-            loss: total,
-            loc: loc_v,
-            conf: conf_v,
-            lr,
-            grad_norm: norm_v,
+            point: LossPoint {
+                iteration,
+                loss: total,
+                loc: loc_v,
+                conf: conf_v,
+                lr,
+                grad_norm: norm_v,
+            },
             images: 0,
             positives,
             checkpoint: None,

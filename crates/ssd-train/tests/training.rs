@@ -71,6 +71,7 @@ fn settings(config: TrainConfig, resume: Option<&Path>) -> TrainSettings {
         devices: vec![Device::flex()],
         resume: resume.map(Path::to_owned),
         overwrite: false,
+        dataset: None,
     }
 }
 
@@ -564,6 +565,7 @@ fn two_devices_with_half_batches_give_the_weights_of_one_device() {
     let trainer = Trainer::new(TrainSettings {
         model: model.clone(),
         overwrite: true,
+        dataset: None,
         ..settings(config("initial", vec![0]), None)
     })
     .expect("a trainer");
@@ -693,6 +695,7 @@ fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
         devices: vec![Device::flex()],
         resume: None,
         overwrite: false,
+        dataset: None,
     };
     let ap50 = |model: &Path| {
         let detector = Detector::load(model, &Device::flex()).expect("model");
