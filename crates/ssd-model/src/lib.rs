@@ -60,7 +60,7 @@ pub use config::{ExtraConv, SsdConfig, VggConfig};
 pub use detector::{Detector, ImageDetections, NamedDetection};
 pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
 pub use loss::{LossParts, MultiBoxLoss, hard_negatives};
-pub use model::{L2NORM_EPS, L2Norm, Ssd};
+pub use model::{L2NORM_EPS, L2Norm, Ssd, VggSsd};
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use weights::{
     HostTensor, LoadMode, LoadReport, MAX_CLASSES, PthLayout, checkpoint_metadata, pth_entries,

@@ -1,4 +1,8 @@
-//! The SSD network: VGG base, L2Norm, extra layers, multibox heads.
+//! The SSD network: a base network that yields the source feature maps, extra layers, and the
+//! multibox heads. [`Ssd`] is the seam: one variant per base network, each named as the model
+//! it reproduces names its parameters (so that their checkpoints load by name), behind one
+//! `forward` whose output layout every variant shares. Priors, loss, post-processing, the
+//! detector, checkpoints, training, evaluation, export and serving see only [`Ssd`].
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -36,13 +40,25 @@ impl L2Norm {
     }
 }
 
-/// An SSD network (SSD300, SSD512 or the small preset; see [`SsdConfig`]).
+/// An SSD network: the base network, its extra layers and heads, one variant per base.
+///
+/// An enum rather than a trait object: Burn's modules (optimizers, checkpoints, device moves)
+/// need a concrete type, and each variant keeps the parameter names of the model it reproduces
+/// (enum variant names are left out of the names a PyTorch file is matched against), so a
+/// published state dict is a key map away, often none.
+#[derive(Module, Debug)]
+pub enum Ssd {
+    /// VGG16 (SSD300, SSD512) or the small VGG with batch norm, in amdegroot's names.
+    Vgg(VggSsd),
+}
+
+/// The paper's SSD on a VGG base (SSD300, SSD512 or the small preset; see [`SsdConfig`]).
 ///
 /// Parameter names follow amdegroot's layout with contiguous indices, so its state dicts map onto
 /// this module one to one: `vgg.0..14` (conv1_1 .. conv5_3, conv6, conv7), `l2norm.weight`,
 /// `extras.0..`, `loc.0..`, `conf.0..`.
 #[derive(Module, Debug)]
-pub struct Ssd {
+pub struct VggSsd {
     /// conv1_1 .. conv5_3, then conv6 (fc6) and conv7 (fc7).
     pub vgg: Vec<Conv2d>,
     /// With [`VggConfig::batch_norm`](crate::VggConfig::batch_norm): one batch norm after each
@@ -132,7 +148,7 @@ impl SsdConfig {
         let l2norm = L2Norm {
             weight: Param::from_tensor(Tensor::full([conv4_3], self.l2norm_scale, device)),
         };
-        Ok(Ssd {
+        Ok(Ssd::Vgg(VggSsd {
             vgg,
             norms,
             l2norm,
@@ -146,21 +162,73 @@ impl SsdConfig {
                 num_classes: self.num_classes,
                 num_priors: self.num_priors(),
             },
-        })
+        }))
     }
 }
 
 impl Ssd {
     /// Classes including background (`C`).
     pub fn num_classes(&self) -> usize {
-        self.layout.num_classes
+        match self {
+            Ssd::Vgg(n) => n.layout.num_classes,
+        }
     }
 
     /// Priors (`P`).
     pub fn num_priors(&self) -> usize {
-        self.layout.num_priors
+        match self {
+            Ssd::Vgg(n) => n.layout.num_priors,
+        }
     }
 
+    /// The source feature maps, in prior order.
+    pub fn sources(&self, images: Tensor<4>) -> Vec<Tensor<4>> {
+        match self {
+            Ssd::Vgg(n) => n.sources(images),
+        }
+    }
+
+    /// `images [N, 3, S, S]` (normalised as [`SsdConfig::mean_rgb`] says) to `(loc [N, P, 4],
+    /// conf [N, P, C])`: each head's `[N, A*K, H, W]` output permuted to `[N, H, W, A*K]`,
+    /// reshaped to `[N, H*W*A, K]`, and the levels concatenated in order — the layout of
+    /// amdegroot, lufficc and torchvision, matching [`ssd_core::PriorConfig::priors`]. `conf`
+    /// holds logits (no softmax).
+    pub fn forward(&self, images: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
+        let (locs, confs) = match self {
+            Ssd::Vgg(n) => n.heads(images),
+        };
+        let classes = self.num_classes();
+        let locs = locs.into_iter().map(|t| flatten(t, 4)).collect();
+        let confs = confs.into_iter().map(|t| flatten(t, classes)).collect();
+        let loc = Tensor::cat(locs, 1);
+        let conf = Tensor::cat(confs, 1);
+        debug_assert_eq!(loc.dims()[1], self.num_priors());
+        (loc, conf)
+    }
+
+    /// The VGG network, for what reads its layers (weight import, ONNX export).
+    pub(crate) fn vgg(&self) -> &VggSsd {
+        match self {
+            Ssd::Vgg(n) => n,
+        }
+    }
+
+    /// The device the weights are on.
+    pub fn device(&self) -> Device {
+        match self {
+            Ssd::Vgg(n) => n.l2norm.weight.device(),
+        }
+    }
+}
+
+/// A head's `[N, A*K, H, W]` as `[N, H*W*A, K]`.
+fn flatten(t: Tensor<4>, k: usize) -> Tensor<3> {
+    let t = t.permute([0, 2, 3, 1]);
+    let [n, h, w, c] = t.dims();
+    t.reshape([n, h * w * c / k, k])
+}
+
+impl VggSsd {
     /// The source feature maps: L2-normalised conv4_3, conv7, then each extra pair's output.
     pub fn sources(&self, images: Tensor<4>) -> Vec<Tensor<4>> {
         let layout = &self.layout;
@@ -210,28 +278,16 @@ impl Ssd {
         }
     }
 
-    /// `images [N, 3, S, S]` (RGB minus the mean) to `(loc [N, P, 4], conf [N, P, C])`: each
-    /// head's `[N, A*K, H, W]` output permuted to `[N, H, W, A*K]`, reshaped to `[N, H*W*A, K]`,
-    /// and the levels concatenated in order — the layout of amdegroot, lufficc and torchvision,
-    /// matching [`ssd_core::PriorConfig::priors`]. `conf` holds logits (no softmax).
-    pub fn forward(&self, images: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
+    /// Each head's output for `images`: `loc` and `conf` per source, `[N, A*4, H, W]` and
+    /// `[N, A*C, H, W]`.
+    fn heads(&self, images: Tensor<4>) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
         let sources = self.sources(images);
-        let batch = sources[0].dims()[0];
-        let classes = self.layout.num_classes;
-        let flatten = |t: Tensor<4>, k: usize| -> Tensor<3> {
-            let t = t.permute([0, 2, 3, 1]);
-            let [n, h, w, c] = t.dims();
-            t.reshape([n, h * w * c / k, k])
-        };
         let mut locs = Vec::with_capacity(sources.len());
         let mut confs = Vec::with_capacity(sources.len());
         for ((s, l), c) in sources.into_iter().zip(&self.loc).zip(&self.conf) {
-            locs.push(flatten(l.forward(s.clone()), 4));
-            confs.push(flatten(c.forward(s), classes));
+            locs.push(l.forward(s.clone()));
+            confs.push(c.forward(s));
         }
-        let loc = Tensor::cat(locs, 1);
-        let conf = Tensor::cat(confs, 1);
-        debug_assert_eq!(loc.dims(), [batch, self.layout.num_priors, 4]);
-        (loc, conf)
+        (locs, confs)
     }
 }

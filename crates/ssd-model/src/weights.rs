@@ -11,10 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use burn::module::Param;
 use burn::store::pytorch_reader::{DType, PytorchReader};
-use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::{Tensor, TensorData};
+use burn::store::{BurnpackStore, ModuleSnapshot, bridge};
+use burn::tensor::TensorData;
 
 use crate::{LoadProblem, ModelError, Ssd, StateDictError};
 
@@ -88,32 +87,15 @@ pub struct LoadReport {
     pub ignored: Vec<String>,
 }
 
-/// The module's parameter names with their shapes: `vgg.0.weight`, ..., `conf.5.bias`.
+/// The module's parameter names with their shapes, as a state dict of the model it reproduces
+/// names them (`vgg.0.weight`, ..., `conf.5.bias`; batch norms' running statistics included):
+/// the names without the [`Ssd`] variant.
 fn parameter_shapes(model: &Ssd) -> BTreeMap<String, Vec<usize>> {
-    let mut out = BTreeMap::new();
-    let mut conv = |prefix: String, c: &burn::nn::conv::Conv2d| {
-        out.insert(format!("{prefix}.weight"), c.weight.dims().to_vec());
-        if let Some(b) = &c.bias {
-            out.insert(format!("{prefix}.bias"), b.dims().to_vec());
-        }
-    };
-    for (i, c) in model.vgg.iter().enumerate() {
-        conv(format!("vgg.{i}"), c);
-    }
-    for (i, c) in model.extras.iter().enumerate() {
-        conv(format!("extras.{i}"), c);
-    }
-    for (i, c) in model.loc.iter().enumerate() {
-        conv(format!("loc.{i}"), c);
-    }
-    for (i, c) in model.conf.iter().enumerate() {
-        conv(format!("conf.{i}"), c);
-    }
-    out.insert(
-        "l2norm.weight".to_owned(),
-        model.l2norm.weight.dims().to_vec(),
-    );
-    out
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|t| (t.name, t.shape.to_vec()))
+        .collect()
 }
 
 /// Indices of the convs of a VGG `nn.Sequential` as amdegroot (and torchvision) build it: each
@@ -535,36 +517,21 @@ impl Ssd {
     }
 
     fn layout_blocks(&self) -> Vec<usize> {
-        self.layout.blocks.clone()
+        self.vgg().layout.blocks.clone()
     }
 
-    /// Replaces the named parameters (shapes already checked against the model's).
-    fn with_values(mut self, mut values: BTreeMap<String, Vec<f32>>) -> Self {
-        let device = self.l2norm.weight.device();
-        let vector = |data: Vec<f32>| {
-            let n = data.len();
-            Param::from_tensor(Tensor::<1>::from_data(TensorData::new(data, [n]), &device))
-        };
-        for (prefix, convs) in [
-            ("vgg", &mut self.vgg),
-            ("extras", &mut self.extras),
-            ("loc", &mut self.loc),
-            ("conf", &mut self.conf),
-        ] {
-            for (i, conv) in convs.iter_mut().enumerate() {
-                if let Some(w) = values.remove(&format!("{prefix}.{i}.weight")) {
-                    let dims = conv.weight.dims();
-                    conv.weight =
-                        Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), &device));
-                }
-                if let Some(b) = values.remove(&format!("{prefix}.{i}.bias")) {
-                    conv.bias = Some(vector(b));
-                }
-            }
-        }
-        if let Some(scale) = values.remove("l2norm.weight") {
-            self.l2norm.weight = vector(scale);
-        }
+    /// Replaces the named parameters (names as [`parameter_shapes`] gives them; shapes already
+    /// checked against the model's).
+    fn with_values(mut self, values: BTreeMap<String, Vec<f32>>) -> Self {
+        let shapes = parameter_shapes(&self);
+        let tensors = values
+            .into_iter()
+            .filter_map(|(name, data)| {
+                let shape = shapes.get(&name)?.clone();
+                Some(bridge::from_data(TensorData::new(data, shape), name, None))
+            })
+            .collect();
+        let _ = self.apply(tensors, None, None, true);
         self
     }
 
@@ -622,7 +589,10 @@ impl Ssd {
                 message: "checkpoint not found".to_owned(),
             });
         }
-        let mut store = BurnpackStore::from_file(path);
+        // Checkpoints of the VGG network written before the seam name its tensors without the
+        // variant (`vgg.0.weight`): read them as the variant's.
+        let mut store = BurnpackStore::from_file(path)
+            .with_remap_pattern(r"^(vgg|norms|l2norm|extras|loc|conf)\.", "Vgg.$1.");
         let result = self
             .load_from(&mut store)
             .map_err(|e| ModelError::Weights {
@@ -760,6 +730,40 @@ pub fn read_pth_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, Mod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoints_written_before_the_seam_still_load() {
+        use crate::SsdConfig;
+        let device = burn::tensor::Device::default();
+        let config = SsdConfig::small(3);
+        let model = config.init(&device).expect("model");
+        // The names of a checkpoint written before the network became an enum: no variant.
+        let legacy: Vec<_> = model.collect(None, None, true);
+        assert!(legacy.iter().any(|t| t.name == "vgg.0.weight"));
+        let dir = std::env::temp_dir().join(format!("ssd-legacy-bpk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("legacy.bpk");
+        burn_pack::Writer::new(legacy)
+            .auto_extension(false)
+            .write_to_file(&path)
+            .expect("written");
+        let loaded = config
+            .init(&device)
+            .expect("model")
+            .load_checkpoint(&path)
+            .expect("the legacy names load");
+        let first = |m: &Ssd| {
+            m.vgg().vgg[0]
+                .weight
+                .val()
+                .into_data()
+                .iter::<f32>()
+                .take(4)
+                .collect::<Vec<f32>>()
+        };
+        assert_eq!(first(&loaded), first(&model));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn vgg16_sequential_indices() {

@@ -22,7 +22,7 @@ use common::parity::{
 };
 use ssd_data::ClassList;
 use ssd_model::onnx::{OnnxError, OnnxOptions, write_onnx};
-use ssd_model::{Detection, Detector, PostProcessConfig, SsdConfig, read_pth_tensors};
+use ssd_model::{Detection, Detector, PostProcessConfig, Ssd, SsdConfig, read_pth_tensors};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ssd-onnx-{name}-{}", std::process::id()));
@@ -47,7 +47,8 @@ fn small() -> Detector {
     let device = Device::default();
     let config = SsdConfig::small(6);
     let mut model = config.init(&device).expect("small preset");
-    for (i, norm) in model.norms.iter_mut().enumerate() {
+    let Ssd::Vgg(vgg) = &mut model;
+    for (i, norm) in vgg.norms.iter_mut().enumerate() {
         let c = norm.gamma.dims()[0];
         let unit =
             |salt: u64| Tensor::<1>::from_data(TensorData::new(hashed_unit(c, salt), [c]), &device);

@@ -274,7 +274,7 @@ fn entry(key: &str, value: &str) -> StringStringEntryProto {
 
 /// The network's nodes; returns the names of `loc` and `conf`.
 fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxError> {
-    let model = detector.model();
+    let model = detector.model().vgg();
     let config = detector.config();
     let layout = &model.layout;
     let mut convs = model.vgg.iter().chain(&model.extras).enumerate();
@@ -409,7 +409,7 @@ fn conv_node(g: &mut Graph, x: &str, conv: &Conv2d, name: &str) -> Result<String
 
 /// L2Norm on conv4_3: `x / sqrt(sum_c x^2 + eps) * scale`.
 fn l2norm(g: &mut Graph, x: &str, detector: &Detector) -> Result<String, OnnxError> {
-    let weight = detector.model().l2norm.weight.val();
+    let weight = detector.model().vgg().l2norm.weight.val();
     let channels = weight.dims()[0];
     let scale = g.weight("l2norm.weight", weight.reshape([1, channels, 1, 1]))?;
     let square = g.node("Mul", &[x, x], vec![]);

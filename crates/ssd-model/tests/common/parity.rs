@@ -150,6 +150,7 @@ pub fn every_7th(t: Tensor<3>) -> Vec<f32> {
 }
 
 pub fn conv_params(model: &Ssd) -> Vec<(String, Vec<f32>)> {
+    let Ssd::Vgg(model) = model;
     let mut out = Vec::new();
     for (prefix, convs) in [
         ("vgg", &model.vgg),
