@@ -89,7 +89,9 @@ fn model(c: &mut Criterion) {
                 let grads = GradientsParams::from_grads(loss.backward(), &train_net);
                 train_net = optimizer.step(1e-3, train_net.clone(), grads);
                 // Reading one updated weight waits for the step on lazy backends.
-                let ssd_model::Ssd::Vgg(vgg) = &train_net;
+                let ssd_model::Ssd::Vgg(vgg) = &train_net else {
+                    unreachable!("a VGG network")
+                };
                 black_box(vgg.l2norm.weight.val().narrow(0, 0, 1).into_data())
             })
         });

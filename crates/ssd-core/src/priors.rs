@@ -121,6 +121,46 @@ impl PriorConfig {
         }
     }
 
+    /// torchvision's `DefaultBoxGenerator(aspect_ratios, min_ratio, max_ratio)` for `feature_maps`
+    /// on an `image_size` input without explicit steps: scales evenly from `min_ratio` to
+    /// `max_ratio` over the levels and then 1, cells of `image_size / feature_map` pixels, the
+    /// same `aspect_ratios` on every level, widths and heights clamped to 1.
+    pub fn torchvision_default_boxes(
+        image_size: u32,
+        feature_maps: &[u32],
+        aspect_ratios: &[f64],
+        min_ratio: f64,
+        max_ratio: f64,
+    ) -> Self {
+        let levels = feature_maps.len();
+        let size = f64::from(image_size);
+        let mut scales: Vec<f64> = (0..levels)
+            .map(|k| {
+                if levels > 1 {
+                    min_ratio + (max_ratio - min_ratio) * k as f64 / (levels as f64 - 1.0)
+                } else {
+                    min_ratio
+                }
+            })
+            .collect();
+        scales.push(1.0);
+        Self {
+            image_size,
+            feature_maps: feature_maps.to_vec(),
+            steps: feature_maps.iter().map(|&f| size / f64::from(f)).collect(),
+            min_sizes: scales[..levels].iter().map(|s| s * size).collect(),
+            max_sizes: scales[1..].iter().map(|s| s * size).collect(),
+            aspect_ratios: vec![aspect_ratios.to_vec(); levels],
+            clip: PriorClip::Sizes,
+        }
+    }
+
+    /// torchvision's `ssdlite320_mobilenet_v3_large` default boxes: ratios 2 and 3 on the six
+    /// maps (20, 10, 5, 3, 2, 1) of a 320-pixel input, scales 0.2 to 0.95: 3,234 priors.
+    pub fn ssdlite320() -> Self {
+        Self::torchvision_default_boxes(320, &[20, 10, 5, 3, 2, 1], &[2.0, 3.0], 0.2, 0.95)
+    }
+
     /// The same configuration with `clip` set.
     pub fn with_clip(mut self, clip: PriorClip) -> Self {
         self.clip = clip;

@@ -126,6 +126,9 @@ pub struct Augment {
     pub size: u32,
     /// Mean subtracted per RGB channel; also the expand canvas colour.
     pub mean: [f32; 3],
+    /// Each channel is then divided by this (1 for the VGG networks; 127.5 for SSDLite, whose
+    /// input is in `[-1, 1]`).
+    pub std: [f32; 3],
     /// Photometric distortion (`None`: off).
     pub photometric: Option<Photometric>,
     /// Expand / zoom out (`None`: off).
@@ -142,6 +145,7 @@ impl Augment {
         Self {
             size,
             mean: VOC_MEAN_RGB,
+            std: [1.0; 3],
             photometric: Some(Photometric::default()),
             expand: Some(Expand::default()),
             samplers: CropSampler::ssd(),
@@ -154,11 +158,21 @@ impl Augment {
         Self {
             size,
             mean: VOC_MEAN_RGB,
+            std: [1.0; 3],
             photometric: None,
             expand: None,
             samplers: Vec::new(),
             flip_probability: 0.0,
         }
+    }
+
+    /// The same transform with the network's input normalisation: `(x - mean) / std` per RGB
+    /// channel of 0..255 values.
+    #[must_use]
+    pub fn normalized(mut self, mean: [f64; 3], std: [f64; 3]) -> Self {
+        self.mean = mean.map(|m| m as f32);
+        self.std = std.map(|s| s as f32);
+        self
     }
 
     /// Resize and mean subtraction of a whole image, no random step: `[3, size, size]` planes,
@@ -295,6 +309,7 @@ impl Augment {
         let plane = size * size;
         let mut out = vec![0.0f32; 3 * plane];
         let mean = self.mean;
+        let scale = self.std.map(|s| 1.0 / s);
         let mut row0 = vec![[0.0f32; 3]; size];
         let mut row1 = vec![[0.0f32; 3]; size];
         for (v, row) in rows.iter().enumerate() {
@@ -305,7 +320,7 @@ impl Augment {
                 let at = v * size + u;
                 for c in 0..3 {
                     // `a + (b - a) w` is exact where both taps agree (the mean fill gives 0).
-                    out[c * plane + at] = a[c] + (b[c] - a[c]) * w - mean[c];
+                    out[c * plane + at] = (a[c] + (b[c] - a[c]) * w - mean[c]) * scale[c];
                 }
             }
         }

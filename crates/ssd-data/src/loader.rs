@@ -82,9 +82,10 @@ impl SsdDataset {
         Self::new(voc, augment, Some(encoder), keep_difficult, seed)
     }
 
-    /// Evaluation items: resize and mean only, no targets.
-    pub fn eval(voc: Arc<DetectionDataset>, size: u32) -> Self {
-        Self::new(voc, Augment::eval(size), None, true, 0)
+    /// Evaluation items: `transform` (resize and normalisation only, normally a detector's
+    /// preprocessor or [`Augment::eval`]), no targets.
+    pub fn eval(voc: Arc<DetectionDataset>, transform: Augment) -> Self {
+        Self::new(voc, transform, None, true, 0)
     }
 
     fn new(

@@ -286,7 +286,7 @@ fn the_prefetcher_gives_batches_of_the_right_shapes_with_positives() {
     assert_eq!(tail, items_seen[4..]);
 
     // Evaluation items: no targets, no randomness.
-    let eval = SsdDataset::eval(voc, 96);
+    let eval = SsdDataset::eval(voc, Augment::eval(96));
     let a = eval.item(3).expect("item");
     eval.set_epoch(5);
     assert_eq!(eval.item(3).expect("item"), a);

@@ -526,7 +526,7 @@ pub fn detect_dataset(
         .post_process()
         .validate()
         .map_err(ssd_model::ModelError::from)?;
-    let items = SsdDataset::eval(Arc::clone(dataset), detector.config().input_size() as u32);
+    let items = SsdDataset::eval(Arc::clone(dataset), detector.preprocessor().clone());
     let plan = BatchPlan {
         len: dataset.len(),
         batch_size: options.batch_size,

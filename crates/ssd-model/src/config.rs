@@ -80,31 +80,135 @@ impl ExtraConv {
     }
 }
 
-/// Everything that defines an SSD network. Build with a preset ([`SsdConfig::ssd300`],
-/// [`SsdConfig::ssd512`], [`SsdConfig::small`]) and [`SsdConfig::init`]. As JSON (model files,
-/// checkpoint metadata) an unknown key is an error, so a misspelt setting cannot pass unseen.
+/// The VGG base with what hangs on it: the paper's SSD (L2Norm on the first source, plain 3x3
+/// heads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SsdConfig {
-    /// Classes including background (21 for VOC).
-    pub num_classes: usize,
-    /// The VGG base.
+pub struct VggBase {
+    /// The VGG convs.
     pub vgg: VggConfig,
     /// Extra layers, in pairs (`1x1` reduce, `3x3` source).
     pub extras: Vec<ExtraConv>,
-    /// The priors; one level per source, and the heads' box counts follow from it.
-    pub priors: PriorConfig,
     /// Initial L2Norm scale on conv4_3 (20, the paper's).
     #[serde(default = "default_l2norm_scale")]
     pub l2norm_scale: f64,
 }
+
+/// MobileNetV3-Large as torchvision's SSDLite builds on it: the sources are the C4 block's
+/// expansion (672 channels, stride 16) and the end of the network (C5, stride 32), then one
+/// source per extra block (1x1 to half the channels, 3x3 depthwise stride 2, 1x1; ReLU6); heads
+/// are depthwise-separable (3x3 depthwise, batch norm, ReLU6, then a 1x1 conv). Batch norm eps
+/// 0.001, hard-swish and squeeze-excitation as MobileNetV3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileNetV3Base {
+    /// The reduced tail (C4 and C5 blocks at half width: 80 channels out of C4, 480 out of C5),
+    /// which torchvision builds when no ImageNet backbone is given (how its COCO weights were
+    /// trained); without it, the full MobileNetV3-Large (160 and 960), which ImageNet weights fit.
+    pub reduced_tail: bool,
+    /// Every width of MobileNetV3's table times this, rounded to a multiple of 8 (torchvision's
+    /// `width_mult`; 1 for SSDLite320).
+    #[serde(default = "one")]
+    pub width_mult: f64,
+    /// Output channels of each extra block (torchvision: 512, 256, 256, 128).
+    pub extras: Vec<usize>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The base network of an SSD and the layers that hang on it; the heads follow the base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum BaseConfig {
+    /// VGG: the paper's SSD300/SSD512, the small preset.
+    Vgg(VggBase),
+    /// MobileNetV3-Large: torchvision's SSDLite.
+    MobilenetV3(MobileNetV3Base),
+}
+
+/// Everything that defines an SSD network. Build with a preset ([`SsdConfig::ssd300`],
+/// [`SsdConfig::ssd512`], [`SsdConfig::small`], [`SsdConfig::ssdlite320`]) and
+/// [`SsdConfig::init`]. As JSON (model files, checkpoint metadata) an unknown key is an error, so
+/// a misspelt setting cannot pass unseen; files of the VGG network written before there were
+/// other bases (`vgg`, `extras` and `l2norm_scale` beside `priors`) read as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile")]
+pub struct SsdConfig {
+    /// Classes including background (21 for VOC).
+    pub num_classes: usize,
+    /// The base network, its extra layers and (by the base) its heads.
+    pub base: BaseConfig,
+    /// The priors; one level per source, and the heads' box counts follow from it.
+    pub priors: PriorConfig,
+    /// Subtracted from each RGB channel of the 0..255 input (VOC's mean, `[123, 117, 104]`, for
+    /// the VGG networks, as amdegroot, lufficc and torchvision's `ssd300_vgg16`; 127.5 for
+    /// SSDLite, whose input is `(x / 255 - 0.5) / 0.5`).
+    pub mean_rgb: [f64; 3],
+    /// Then each channel is divided by this (1 for the VGG networks, 127.5 for SSDLite).
+    pub std_rgb: [f64; 3],
+}
+
+/// [`SsdConfig`] as files hold it: with `base`, or the VGG keys of earlier files.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    num_classes: usize,
+    #[serde(default)]
+    base: Option<BaseConfig>,
+    #[serde(default)]
+    vgg: Option<VggConfig>,
+    #[serde(default)]
+    extras: Option<Vec<ExtraConv>>,
+    #[serde(default)]
+    l2norm_scale: Option<f64>,
+    priors: PriorConfig,
+    #[serde(default)]
+    mean_rgb: Option<[f64; 3]>,
+    #[serde(default)]
+    std_rgb: Option<[f64; 3]>,
+}
+
+impl TryFrom<ConfigFile> for SsdConfig {
+    type Error = String;
+
+    fn try_from(f: ConfigFile) -> Result<Self, String> {
+        let base = match (f.base, f.vgg) {
+            (Some(base), None) if f.extras.is_none() && f.l2norm_scale.is_none() => base,
+            (None, Some(vgg)) => BaseConfig::Vgg(VggBase {
+                vgg,
+                extras: f.extras.unwrap_or_default(),
+                l2norm_scale: f.l2norm_scale.unwrap_or_else(default_l2norm_scale),
+            }),
+            (None, None) => return Err("missing field `base`".to_owned()),
+            _ => {
+                return Err(
+                    "`base` and the VGG keys of earlier files (`vgg`, `extras`, `l2norm_scale`) \
+                     are given together; give `base` alone"
+                        .to_owned(),
+                );
+            }
+        };
+        Ok(Self {
+            num_classes: f.num_classes,
+            base,
+            priors: f.priors,
+            mean_rgb: f.mean_rgb.unwrap_or(VOC_MEAN),
+            std_rgb: f.std_rgb.unwrap_or([1.0; 3]),
+        })
+    }
+}
+
+/// VOC's mean RGB, in 0..255 (amdegroot's `(123, 117, 104)`).
+const VOC_MEAN: [f64; 3] = [123.0, 117.0, 104.0];
 
 fn default_l2norm_scale() -> f64 {
     20.0
 }
 
 impl SsdConfig {
-    /// A configuration from its parts, with the paper's L2Norm scale (20).
+    /// A VGG configuration from its parts, with the paper's L2Norm scale (20) and VOC's mean.
     pub fn new(
         num_classes: usize,
         vgg: VggConfig,
@@ -113,10 +217,30 @@ impl SsdConfig {
     ) -> Self {
         Self {
             num_classes,
-            vgg,
-            extras,
+            base: BaseConfig::Vgg(VggBase {
+                vgg,
+                extras,
+                l2norm_scale: default_l2norm_scale(),
+            }),
             priors,
-            l2norm_scale: default_l2norm_scale(),
+            mean_rgb: VOC_MEAN,
+            std_rgb: [1.0; 3],
+        }
+    }
+
+    /// The VGG base, for a VGG network.
+    pub fn vgg_base(&self) -> Option<&VggBase> {
+        match &self.base {
+            BaseConfig::Vgg(v) => Some(v),
+            BaseConfig::MobilenetV3(_) => None,
+        }
+    }
+
+    /// The VGG base, for a VGG network, to change it.
+    pub fn vgg_base_mut(&mut self) -> Option<&mut VggBase> {
+        match &mut self.base {
+            BaseConfig::Vgg(v) => Some(v),
+            BaseConfig::MobilenetV3(_) => None,
         }
     }
 
@@ -219,20 +343,48 @@ impl SsdConfig {
         Self::new(num_classes, vgg, extras, priors)
     }
 
+    /// SSDLite320 on MobileNetV3-Large, torchvision's `ssdlite320_mobilenet_v3_large`: the
+    /// reduced tail, extras of 512, 256, 256 and 128 channels, 320-pixel input normalised to
+    /// `[-1, 1]`, and `DefaultBoxGenerator([[2, 3]] * 6, min_ratio=0.2, max_ratio=0.95)`'s boxes
+    /// ([`PriorConfig::ssdlite320`]: 3,234 on maps of 20, 10, 5, 3, 2, 1).
+    pub fn ssdlite320(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            base: BaseConfig::MobilenetV3(MobileNetV3Base {
+                reduced_tail: true,
+                width_mult: 1.0,
+                extras: vec![512, 256, 256, 128],
+            }),
+            priors: PriorConfig::ssdlite320(),
+            mean_rgb: [127.5; 3],
+            std_rgb: [127.5; 3],
+        }
+    }
+
     /// Input side in pixels (the priors' `image_size`).
     pub fn input_size(&self) -> usize {
         self.priors.image_size as usize
     }
 
-    /// Channels of each source: conv4_3, conv7, then every second extra.
+    /// Channels of each source: VGG's conv4_3, conv7, then every second extra; MobileNetV3's
+    /// C4 expansion (672), C5, then each extra block.
     pub fn source_channels(&self) -> Vec<usize> {
-        let conv4_3 = self.vgg.blocks[self.vgg.source_block]
-            .last()
-            .copied()
-            .unwrap_or(0);
-        let mut out = vec![conv4_3, self.vgg.fc_channels];
-        out.extend(self.extras.iter().skip(1).step_by(2).map(|e| e.channels));
-        out
+        match &self.base {
+            BaseConfig::Vgg(b) => {
+                let conv4_3 = b.vgg.blocks[b.vgg.source_block]
+                    .last()
+                    .copied()
+                    .unwrap_or(0);
+                let mut out = vec![conv4_3, b.vgg.fc_channels];
+                out.extend(b.extras.iter().skip(1).step_by(2).map(|e| e.channels));
+                out
+            }
+            BaseConfig::MobilenetV3(b) => {
+                let mut out = vec![b.c4_expansion(), b.c5_channels()];
+                out.extend(&b.extras);
+                out
+            }
+        }
     }
 
     /// Side of each source's feature map for the configured input size, from the layer
@@ -240,26 +392,41 @@ impl SsdConfig {
     pub fn source_sizes(&self) -> Vec<usize> {
         let mut size = self.input_size();
         let mut out = Vec::new();
-        let last_block = self.vgg.blocks.len().saturating_sub(1);
-        for b in 0..self.vgg.blocks.len() {
-            if b == self.vgg.source_block {
+        match &self.base {
+            BaseConfig::Vgg(b) => {
+                let last_block = b.vgg.blocks.len().saturating_sub(1);
+                for i in 0..b.vgg.blocks.len() {
+                    if i == b.vgg.source_block {
+                        out.push(size);
+                    }
+                    if i < last_block {
+                        size = if i == b.vgg.ceil_pool_block {
+                            size.div_ceil(2)
+                        } else {
+                            size / 2
+                        };
+                    }
+                }
+                // pool5 (3x3 s1 p1), conv6 (dilation d, padding d) and conv7 keep the size.
                 out.push(size);
+                for e in b.extras.iter().skip(1).step_by(2) {
+                    size = (size + 2 * e.padding).saturating_sub(e.kernel) / e.stride + 1;
+                    out.push(size);
+                }
             }
-            if b < last_block {
-                size = if b == self.vgg.ceil_pool_block {
-                    size.div_ceil(2)
-                } else {
-                    size / 2
-                };
+            BaseConfig::MobilenetV3(b) => {
+                // Every stride-2 layer pads by half its kernel: each halves, rounding up. The C4
+                // tap follows four of them, C5 five, each extra block one more.
+                for _ in 0..4 {
+                    size = size.div_ceil(2);
+                }
+                out.push(size);
+                for _ in 0..=b.extras.len() {
+                    size = size.div_ceil(2);
+                    out.push(size);
+                }
             }
         }
-        // pool5 (3x3 s1 p1), conv6 (dilation d, padding d) and conv7 keep the size.
-        out.push(size);
-        for e in self.extras.iter().skip(1).step_by(2) {
-            size = (size + 2 * e.padding).saturating_sub(e.kernel) / e.stride + 1;
-            out.push(size);
-        }
-        // Reduce convs (every first extra) are 1x1 in all presets; account for others anyway.
         out
     }
 
@@ -270,6 +437,91 @@ impl SsdConfig {
         if self.num_classes < 2 {
             return Err(ConfigError::TooFewClasses(self.num_classes));
         }
+        if !self.mean_rgb.iter().all(|m| m.is_finite())
+            || !self.std_rgb.iter().all(|s| s.is_finite() && *s > 0.0)
+        {
+            return Err(ConfigError::Normalisation {
+                mean: self.mean_rgb,
+                std: self.std_rgb,
+            });
+        }
+        match &self.base {
+            BaseConfig::Vgg(b) => b.validate()?,
+            BaseConfig::MobilenetV3(b) => b.validate()?,
+        }
+        let sizes = self.source_sizes();
+        let maps: Vec<usize> = self
+            .priors
+            .feature_maps
+            .iter()
+            .map(|&m| m as usize)
+            .collect();
+        if sizes != maps {
+            return Err(ConfigError::FeatureMaps {
+                sizes,
+                maps,
+                input: self.input_size(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `ssd300-coco`,
+    /// `ssd512-coco`, `small`, `ssdlite320`) or a JSON file of `SsdConfig` (`*.json`), with
+    /// `num_classes` classes (background included), validated.
+    pub fn named(name: &str, num_classes: usize) -> Result<Self, ModelError> {
+        let mut config = match name {
+            "ssd300" => Self::ssd300(num_classes),
+            "ssd512" => Self::ssd512(num_classes),
+            "ssd300-coco" => Self::ssd300_coco(num_classes),
+            "ssd512-coco" => Self::ssd512_coco(num_classes),
+            "small" => Self::small(num_classes),
+            "ssdlite320" => Self::ssdlite320(num_classes),
+            file if file.ends_with(".json") => {
+                let weights_error = |message: String| ModelError::Weights {
+                    path: file.into(),
+                    message,
+                };
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| weights_error(format!("cannot read model config: {e}")))?;
+                serde_json::from_str::<Self>(&text)
+                    .map_err(|e| weights_error(format!("not a model config: {e}")))?
+            }
+            other => return Err(ConfigError::UnknownName(other.to_owned()).into()),
+        };
+        config.num_classes = num_classes;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The name of the preset this configuration is (with any number of classes), `None` for a
+    /// custom one.
+    pub fn preset_name(&self) -> Option<&'static str> {
+        PRESETS
+            .into_iter()
+            .find(|name| Self::named(name, self.num_classes).is_ok_and(|preset| preset == *self))
+    }
+
+    /// Number of priors `P` (rows of `loc` and `conf`).
+    pub fn num_priors(&self) -> usize {
+        self.priors.num_priors()
+    }
+}
+
+/// The presets [`SsdConfig::named`] knows.
+pub const PRESETS: [&str; 6] = [
+    "ssd300",
+    "ssd512",
+    "ssd300-coco",
+    "ssd512-coco",
+    "small",
+    "ssdlite320",
+];
+
+impl VggBase {
+    /// Pairs of extras with 1x1 reduce convs, VGG blocks that exist, no zero sizes, an L2Norm
+    /// scale that is a number.
+    fn validate(&self) -> Result<(), ConfigError> {
         if !self.extras.len().is_multiple_of(2) {
             return Err(ConfigError::UnpairedExtras(self.extras.len()));
         }
@@ -286,20 +538,6 @@ impl SsdConfig {
             .any(|e| e.kernel != 1 || e.stride != 1 || e.padding != 0)
         {
             return Err(ConfigError::ExtraReduce);
-        }
-        let sizes = self.source_sizes();
-        let maps: Vec<usize> = self
-            .priors
-            .feature_maps
-            .iter()
-            .map(|&m| m as usize)
-            .collect();
-        if sizes != maps {
-            return Err(ConfigError::FeatureMaps {
-                sizes,
-                maps,
-                input: self.input_size(),
-            });
         }
         Ok(())
     }
@@ -335,46 +573,33 @@ impl SsdConfig {
         }
         Ok(())
     }
+}
 
-    /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `ssd300-coco`,
-    /// `ssd512-coco`, `small`) or a JSON file
-    /// of `SsdConfig` (`*.json`), with `num_classes` classes (background included), validated.
-    pub fn named(name: &str, num_classes: usize) -> Result<Self, ModelError> {
-        let mut config = match name {
-            "ssd300" => Self::ssd300(num_classes),
-            "ssd512" => Self::ssd512(num_classes),
-            "ssd300-coco" => Self::ssd300_coco(num_classes),
-            "ssd512-coco" => Self::ssd512_coco(num_classes),
-            "small" => Self::small(num_classes),
-            file if file.ends_with(".json") => {
-                let weights_error = |message: String| ModelError::Weights {
-                    path: file.into(),
-                    message,
-                };
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| weights_error(format!("cannot read model config: {e}")))?;
-                serde_json::from_str::<Self>(&text)
-                    .map_err(|e| weights_error(format!("not a model config: {e}")))?
-            }
-            other => return Err(ConfigError::UnknownName(other.to_owned()).into()),
-        };
-        config.num_classes = num_classes;
-        config.validate()?;
-        Ok(config)
+impl MobileNetV3Base {
+    /// Channels out of C5: 6 times C4's output (960, or 480 with the reduced tail).
+    pub fn c5_channels(&self) -> usize {
+        6 * crate::lite::c4_channels(self.reduced_tail, self.width_mult)
     }
 
-    /// The name of the preset this configuration is (`ssd300`, `ssd512`, `ssd300-coco`,
-    /// `ssd512-coco`, `small`; with any number of classes), `None` for a custom one.
-    pub fn preset_name(&self) -> Option<&'static str> {
-        const PRESETS: [&str; 5] = ["ssd300", "ssd512", "ssd300-coco", "ssd512-coco", "small"];
-        PRESETS
-            .into_iter()
-            .find(|name| Self::named(name, self.num_classes).is_ok_and(|preset| preset == *self))
+    /// Channels of C4's expansion, the first source (672 at width 1).
+    pub fn c4_expansion(&self) -> usize {
+        crate::lite::c4_expansion(self.width_mult)
     }
 
-    /// Number of priors `P` (rows of `loc` and `conf`).
-    pub fn num_priors(&self) -> usize {
-        self.priors.num_priors()
+    /// A positive width, extra blocks of at least 2 channels (their first conv has half).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.width_mult.is_finite() && self.width_mult > 0.0 && self.width_mult <= 8.0) {
+            return Err(ConfigError::Zero(format!(
+                "width_mult {} (must be in (0, 8])",
+                self.width_mult
+            )));
+        }
+        if let Some(i) = self.extras.iter().position(|&c| c < 2) {
+            return Err(ConfigError::Zero(format!(
+                "extras[{i}] (channels; at least 2)"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -386,14 +611,17 @@ mod tests {
     fn zero_sizes_and_unknown_keys_are_errors_not_panics() {
         let base = SsdConfig::small(3);
         base.validate().expect("the preset is valid");
+        fn vgg(c: &mut SsdConfig) -> &mut VggBase {
+            c.vgg_base_mut().expect("VGG")
+        }
         let mut stride = base.clone();
-        stride.extras[1].stride = 0;
+        vgg(&mut stride).extras[1].stride = 0;
         let mut channels = base.clone();
-        channels.vgg.blocks[0][0] = 0;
+        vgg(&mut channels).vgg.blocks[0][0] = 0;
         let mut dilation = base.clone();
-        dilation.vgg.fc_dilation = 0;
+        vgg(&mut dilation).vgg.fc_dilation = 0;
         let mut kernel = base.clone();
-        kernel.extras[3].kernel = 0;
+        vgg(&mut kernel).extras[3].kernel = 0;
         for (config, what) in [
             (stride, "extras[1].stride"),
             (channels, "vgg.blocks[0][0]"),
@@ -406,7 +634,7 @@ mod tests {
             }
         }
         let mut json = serde_json::to_value(&base).expect("json");
-        json["extras"][0]["strde"] = 1.into();
+        json["base"]["extras"][0]["strde"] = 1.into();
         let err = serde_json::from_value::<SsdConfig>(json).expect_err("a misspelt key");
         assert!(err.to_string().contains("strde"), "{err}");
         let mut json = serde_json::to_value(&base).expect("json");
@@ -415,11 +643,41 @@ mod tests {
     }
 
     #[test]
+    fn files_round_trip_and_earlier_vgg_files_read_as_they_are() {
+        for config in [
+            SsdConfig::ssd300(21),
+            SsdConfig::small(6),
+            SsdConfig::ssdlite320(91),
+        ] {
+            let text = serde_json::to_string(&config).expect("json");
+            let back: SsdConfig = serde_json::from_str(&text).expect("reads back");
+            assert_eq!(back, config);
+        }
+        // A configuration as files held it before there were other bases.
+        let base = SsdConfig::small(6);
+        let vgg = base.vgg_base().expect("VGG").clone();
+        let legacy = serde_json::json!({
+            "num_classes": 6,
+            "vgg": vgg.vgg,
+            "extras": vgg.extras,
+            "priors": base.priors,
+            "l2norm_scale": 20.0,
+        });
+        let read: SsdConfig = serde_json::from_value(legacy.clone()).expect("legacy");
+        assert_eq!(read, base);
+        let mut both = legacy;
+        both["base"] = serde_json::to_value(&base.base).expect("json");
+        let err = serde_json::from_value::<SsdConfig>(both).expect_err("both forms");
+        assert!(err.to_string().contains("give `base` alone"), "{err}");
+    }
+
+    #[test]
     fn presets_match_their_priors() {
         for (config, priors, sizes) in [
             (SsdConfig::ssd300(21), 8732, vec![38, 19, 10, 5, 3, 1]),
             (SsdConfig::ssd512(21), 24564, vec![64, 32, 16, 8, 4, 2, 1]),
             (SsdConfig::small(6), 1524, vec![16, 8, 4, 2, 1]),
+            (SsdConfig::ssdlite320(91), 3234, vec![20, 10, 5, 3, 2, 1]),
         ] {
             config.validate().expect("preset is consistent");
             assert_eq!(config.num_priors(), priors);
@@ -440,7 +698,7 @@ mod tests {
             Err(ConfigError::FeatureMaps { input: 320, .. })
         ));
         let mut config = SsdConfig::ssd300(21);
-        config.extras.pop();
+        config.vgg_base_mut().expect("VGG").extras.pop();
         assert!(config.validate().is_err());
         assert!(SsdConfig::ssd300(1).validate().is_err());
     }

@@ -147,7 +147,8 @@ impl Detector {
         let priors = config.priors.priors().map_err(crate::ConfigError::Priors)?;
         Ok(Self {
             processor: PostProcessor::new(priors, PostProcessConfig::default()),
-            transform: Augment::eval(config.input_size() as u32),
+            transform: Augment::eval(config.input_size() as u32)
+                .normalized(config.mean_rgb, config.std_rgb),
             model,
             config,
             classes,

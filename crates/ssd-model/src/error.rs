@@ -67,8 +67,19 @@ pub enum ConfigError {
     #[error("{0}")]
     Priors(#[from] ssd_core::CoreError),
     /// A model name that is neither a preset nor a JSON file.
-    #[error("unknown model `{0}`: expected ssd300, ssd512, small or a .json file")]
+    #[error(
+        "unknown model `{0}`: expected ssd300, ssd512, ssd300-coco, ssd512-coco, small, \
+         ssdlite320 or a .json file"
+    )]
     UnknownName(String),
+    /// An input normalisation that is not numbers, or divides by zero or less.
+    #[error("mean_rgb {mean:?} and std_rgb {std:?}: the means must be numbers, the stds positive")]
+    Normalisation {
+        /// The means.
+        mean: [f64; 3],
+        /// The standard deviations.
+        std: [f64; 3],
+    },
     /// Fewer than two classes (the count includes the background).
     #[error("num_classes is {0}; it counts the background, so it must be at least 2")]
     TooFewClasses(usize),
@@ -125,7 +136,7 @@ pub enum CheckpointProblem {
 pub enum StateDictError {
     /// Keys of no known layout.
     #[error(
-        "unknown key layout (first keys: {first_keys:?}); expected amdegroot, torchvision, lufficc, torchvision vgg16 or vgg16_reducedfc"
+        "unknown key layout (first keys: {first_keys:?}); expected amdegroot, torchvision ssd300_vgg16 or ssdlite320_mobilenet_v3_large, lufficc, torchvision vgg16 or mobilenet_v3_large, or vgg16_reducedfc"
     )]
     UnknownLayout {
         /// A few of its keys, sorted.
@@ -139,6 +150,20 @@ pub enum StateDictError {
     /// A tensor the layout needs is absent.
     #[error("no `{0}` in the state dict")]
     MissingKey(String),
+    /// A MobileNetV3 whose widths no `width_mult` of torchvision's gives.
+    #[error(
+        "no MobileNetV3-Large width gives {expansion} channels at `{expansion_key}` and {last} at `{last_key}`"
+    )]
+    UnknownWidth {
+        /// C4's expansion conv.
+        expansion_key: String,
+        /// Its output channels.
+        expansion: usize,
+        /// The last conv.
+        last_key: String,
+        /// Its output channels.
+        last: usize,
+    },
     /// A number of box heads that is neither SSD300's nor SSD512's.
     #[error("{0} box heads: neither SSD300 (6) nor SSD512 (7)")]
     HeadCount(usize),

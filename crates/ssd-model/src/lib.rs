@@ -48,19 +48,26 @@ pub mod checkpoint;
 mod config;
 mod detector;
 mod error;
+mod lite;
 mod loss;
 mod model;
+mod norm;
 pub mod onnx;
 mod postprocess;
 pub mod reduce;
 mod weights;
 
 pub use checkpoint::{CheckpointInfo, MODEL_FILE};
-pub use config::{ExtraConv, SsdConfig, VggConfig};
+pub use config::{BaseConfig, ExtraConv, MobileNetV3Base, PRESETS, SsdConfig, VggBase, VggConfig};
 pub use detector::{Detector, ImageDetections, NamedDetection};
 pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
+pub use lite::{
+    ConvBn, ExtraBlock, InvertedResidual, LITE_BN_EPS, LITE_BN_MOMENTUM, LiteSsd, MobileNetV3,
+    PredictionBlock, SqueezeExcitation,
+};
 pub use loss::{LossParts, MultiBoxLoss, hard_negatives};
 pub use model::{L2NORM_EPS, L2Norm, Ssd, VggSsd};
+pub use norm::BatchNorm;
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use weights::{
     HostTensor, LoadMode, LoadReport, MAX_CLASSES, PthLayout, checkpoint_metadata, pth_entries,

@@ -5,13 +5,14 @@
 //! detector, checkpoints, training, evaluation, export and serving see only [`Ssd`].
 
 use burn::module::{Module, Param};
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::{ModelError, SsdConfig};
+use crate::lite::LiteSsd;
+use crate::{BaseConfig, BatchNorm, ModelError, SsdConfig, VggBase};
 
 /// Per-channel L2 normalisation with a learned scale (on conv4_3):
 /// `y = x / sqrt(sum_c x^2 + eps) * scale[c]`, the epsilon inside the square root as in Caffe
@@ -47,9 +48,14 @@ impl L2Norm {
 /// (enum variant names are left out of the names a PyTorch file is matched against), so a
 /// published state dict is a key map away, often none.
 #[derive(Module, Debug)]
+// The variants differ in size (MobileNetV3 keeps its blocks' settings inline), but a network is
+// built once and moved rarely, and Burn's `Module` has no implementation for `Box`.
+#[allow(clippy::large_enum_variant)]
 pub enum Ssd {
     /// VGG16 (SSD300, SSD512) or the small VGG with batch norm, in amdegroot's names.
     Vgg(VggSsd),
+    /// SSDLite on MobileNetV3-Large (torchvision's `ssdlite320_mobilenet_v3_large`).
+    Lite(LiteSsd),
 }
 
 /// The paper's SSD on a VGG base (SSD300, SSD512 or the small preset; see [`SsdConfig`]).
@@ -105,50 +111,59 @@ fn conv(
 }
 
 impl SsdConfig {
-    /// Builds the network on `device` with Burn's default initialisation (Kaiming uniform) and the
-    /// L2Norm scale at [`SsdConfig::l2norm_scale`]. Fails if the configuration is inconsistent
+    /// Builds the network on `device` with Burn's default initialisation (Kaiming uniform; the
+    /// L2Norm scale at [`VggBase::l2norm_scale`]). Fails if the configuration is inconsistent
     /// ([`SsdConfig::validate`]).
     pub fn init(&self, device: &Device) -> Result<Ssd, ModelError> {
         self.validate()?;
+        Ok(match &self.base {
+            BaseConfig::Vgg(base) => Ssd::Vgg(VggSsd::new(self, base, device)),
+            BaseConfig::MobilenetV3(base) => Ssd::Lite(LiteSsd::new(self, base, device)),
+        })
+    }
+}
+
+impl VggSsd {
+    fn new(config: &SsdConfig, base: &VggBase, device: &Device) -> Self {
         let mut vgg = Vec::new();
         let mut channels = 3;
-        for block in &self.vgg.blocks {
+        for block in &base.vgg.blocks {
             for &out in block {
                 vgg.push(conv(device, channels, out, 3, 1, 1, 1));
                 channels = out;
             }
         }
-        let fc = self.vgg.fc_channels;
-        let d = self.vgg.fc_dilation;
+        let fc = base.vgg.fc_channels;
+        let d = base.vgg.fc_dilation;
         vgg.push(conv(device, channels, fc, 3, 1, d, d));
         vgg.push(conv(device, fc, fc, 1, 1, 0, 1));
         let mut extras = Vec::new();
         let mut channels = fc;
-        for e in &self.extras {
+        for e in &base.extras {
             extras.push(conv(
                 device, channels, e.channels, e.kernel, e.stride, e.padding, 1,
             ));
             channels = e.channels;
         }
-        let norms = if self.vgg.batch_norm {
+        let norms = if base.vgg.batch_norm {
             vgg.iter()
                 .chain(&extras)
-                .map(|c| BatchNormConfig::new(c.weight.dims()[0]).init(device))
+                .map(|c| BatchNorm::new(c.weight.dims()[0], 1e-5, 0.1, device))
                 .collect()
         } else {
             Vec::new()
         };
-        let boxes = self.priors.boxes_per_location();
+        let boxes = config.priors.boxes_per_location();
         let (mut loc, mut conf) = (Vec::new(), Vec::new());
-        for (c, b) in self.source_channels().into_iter().zip(boxes) {
+        for (c, b) in config.source_channels().into_iter().zip(boxes) {
             loc.push(conv(device, c, b * 4, 3, 1, 1, 1));
-            conf.push(conv(device, c, b * self.num_classes, 3, 1, 1, 1));
+            conf.push(conv(device, c, b * config.num_classes, 3, 1, 1, 1));
         }
-        let conv4_3 = self.source_channels()[0];
+        let conv4_3 = config.source_channels()[0];
         let l2norm = L2Norm {
-            weight: Param::from_tensor(Tensor::full([conv4_3], self.l2norm_scale, device)),
+            weight: Param::from_tensor(Tensor::full([conv4_3], base.l2norm_scale, device)),
         };
-        Ok(Ssd::Vgg(VggSsd {
+        Self {
             vgg,
             norms,
             l2norm,
@@ -156,13 +171,13 @@ impl SsdConfig {
             loc,
             conf,
             layout: Layout {
-                blocks: self.vgg.blocks.iter().map(Vec::len).collect(),
-                ceil_pool_block: self.vgg.ceil_pool_block,
-                source_block: self.vgg.source_block,
-                num_classes: self.num_classes,
-                num_priors: self.num_priors(),
+                blocks: base.vgg.blocks.iter().map(Vec::len).collect(),
+                ceil_pool_block: base.vgg.ceil_pool_block,
+                source_block: base.vgg.source_block,
+                num_classes: config.num_classes,
+                num_priors: config.num_priors(),
             },
-        }))
+        }
     }
 }
 
@@ -171,6 +186,7 @@ impl Ssd {
     pub fn num_classes(&self) -> usize {
         match self {
             Ssd::Vgg(n) => n.layout.num_classes,
+            Ssd::Lite(n) => n.num_classes,
         }
     }
 
@@ -178,6 +194,7 @@ impl Ssd {
     pub fn num_priors(&self) -> usize {
         match self {
             Ssd::Vgg(n) => n.layout.num_priors,
+            Ssd::Lite(n) => n.num_priors,
         }
     }
 
@@ -185,6 +202,7 @@ impl Ssd {
     pub fn sources(&self, images: Tensor<4>) -> Vec<Tensor<4>> {
         match self {
             Ssd::Vgg(n) => n.sources(images),
+            Ssd::Lite(n) => n.sources(images),
         }
     }
 
@@ -196,6 +214,7 @@ impl Ssd {
     pub fn forward(&self, images: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
         let (locs, confs) = match self {
             Ssd::Vgg(n) => n.heads(images),
+            Ssd::Lite(n) => n.heads(images),
         };
         let classes = self.num_classes();
         let locs = locs.into_iter().map(|t| flatten(t, 4)).collect();
@@ -207,9 +226,10 @@ impl Ssd {
     }
 
     /// The VGG network, for what reads its layers (weight import, ONNX export).
-    pub(crate) fn vgg(&self) -> &VggSsd {
+    pub(crate) fn vgg(&self) -> Option<&VggSsd> {
         match self {
-            Ssd::Vgg(n) => n,
+            Ssd::Vgg(n) => Some(n),
+            Ssd::Lite(_) => None,
         }
     }
 
@@ -217,6 +237,7 @@ impl Ssd {
     pub fn device(&self) -> Device {
         match self {
             Ssd::Vgg(n) => n.l2norm.weight.device(),
+            Ssd::Lite(n) => n.device(),
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum PthLayout {
     /// amdegroot's `vgg16_reducedfc.pth`: `0.weight` .. `33.bias` (conv6/conv7 already reduced).
     /// Backbone only.
     AmdegrootReducedFc,
+    /// torchvision `ssdlite320_mobilenet_v3_large`: `backbone.features.{0,1}...` (MobileNetV3
+    /// split at C4's expansion), `backbone.extra.N`, `head.{regression,classification}_head
+    /// .module_list.N`.
+    TorchvisionSsdLite,
+    /// torchvision's ImageNet `mobilenet_v3_large`: `features.N`, `classifier.N` (unused).
+    /// Backbone only.
+    TorchvisionMobileNetV3,
 }
 
 impl PthLayout {
@@ -41,7 +48,11 @@ impl PthLayout {
     pub fn detect(keys: &[String]) -> Option<Self> {
         let has = |k: &str| keys.iter().any(|key| key == k);
         let prefix = |p: &str| keys.iter().any(|key| key.starts_with(p));
-        if has("L2Norm.weight") || (prefix("vgg.") && prefix("loc.")) {
+        if prefix("backbone.features.1.0.") && prefix("head.classification_head.module_list.") {
+            Some(PthLayout::TorchvisionSsdLite)
+        } else if prefix("features.1.block.") && prefix("classifier.") {
+            Some(PthLayout::TorchvisionMobileNetV3)
+        } else if has("L2Norm.weight") || (prefix("vgg.") && prefix("loc.")) {
             Some(PthLayout::Amdegroot)
         } else if has("backbone.scale_weight") {
             Some(PthLayout::Torchvision)
@@ -56,11 +67,13 @@ impl PthLayout {
         }
     }
 
-    /// Whether the file holds only the VGG backbone.
+    /// Whether the file holds only a backbone (ImageNet weights).
     pub fn is_backbone(self) -> bool {
         matches!(
             self,
-            PthLayout::TorchvisionVgg16 | PthLayout::AmdegrootReducedFc
+            PthLayout::TorchvisionVgg16
+                | PthLayout::AmdegrootReducedFc
+                | PthLayout::TorchvisionMobileNetV3
         )
     }
 }
@@ -70,7 +83,8 @@ impl PthLayout {
 pub enum LoadMode {
     /// Every parameter of the model from the file, every tensor of the file used.
     Full,
-    /// Only the VGG convs (conv1_1 .. conv7); L2Norm, extras and heads keep their initial values.
+    /// Only the base network (VGG's conv1_1 .. conv7, MobileNetV3's features); L2Norm, extras
+    /// and heads keep their initial values.
     Backbone,
 }
 
@@ -138,8 +152,55 @@ enum Target {
     Unknown,
 }
 
+/// What the key maps need to know of the network: where amdegroot's VGG Sequential indices land
+/// in ours, and which MobileNetV3 blocks have an expansion and a squeeze-excitation.
+struct KeyContext {
+    vgg_index: BTreeMap<usize, usize>,
+    lite_blocks: Vec<(bool, bool)>,
+}
+
+/// A torchvision `Conv2dNormActivation`'s tensor (`0.weight`: the conv; `1.*`: the batch norm,
+/// PyTorch's `weight`/`bias` being Burn's `gamma`/`beta`) as our [`crate::ConvBn`]'s.
+fn conv_bn(rest: &str) -> Option<String> {
+    Some(match rest {
+        "0.weight" => "conv.weight".to_owned(),
+        "1.weight" => "bn.gamma".to_owned(),
+        "1.bias" => "bn.beta".to_owned(),
+        "1.running_mean" | "1.running_var" => format!("bn.{}", &rest[2..]),
+        _ => return None,
+    })
+}
+
+/// Layer `j` of torchvision's `InvertedResidual.block` for block `b`: expansion (where there is
+/// one), depthwise, squeeze-excitation (where there is one), projection; with our name.
+fn lite_block_tensor(blocks: &[(bool, bool)], b: usize, j: usize, rest: &str) -> Target {
+    let Some(&(expand, se)) = blocks.get(b) else {
+        return Target::Unknown;
+    };
+    let mut layers = Vec::with_capacity(4);
+    if expand {
+        layers.push("expand");
+    }
+    layers.push("depthwise");
+    if se {
+        layers.push("se");
+    }
+    layers.push("project");
+    let name = match layers.get(j) {
+        Some(&"se") if matches!(rest, "fc1.weight" | "fc1.bias" | "fc2.weight" | "fc2.bias") => {
+            Some(format!("se.{rest}"))
+        }
+        Some(&"se") | None => None,
+        Some(layer) => conv_bn(rest).map(|r| format!("{layer}.{r}")),
+    };
+    name.map_or(Target::Unknown, |n| {
+        Target::Param(format!("backbone.blocks.{b}.{n}"))
+    })
+}
+
 /// The key map of each layout: one rule per kind of key.
-fn map_key(layout: PthLayout, key: &str, vgg_index: &BTreeMap<usize, usize>) -> Target {
+fn map_key(layout: PthLayout, key: &str, ctx: &KeyContext) -> Target {
+    let vgg_index = &ctx.vgg_index;
     let vgg = |k: usize, rest: &str| match vgg_index.get(&k) {
         Some(i) => Target::Param(format!("vgg.{i}.{rest}")),
         None => Target::Unknown,
@@ -230,7 +291,87 @@ fn map_key(layout: PthLayout, key: &str, vgg_index: &BTreeMap<usize, usize>) -> 
                 None => Target::Unknown,
             }
         }
+        PthLayout::TorchvisionSsdLite => lite_key(key, ctx),
+        PthLayout::TorchvisionMobileNetV3 => {
+            let last = ctx.lite_blocks.len() + 1;
+            let param = |name: Option<String>| name.map_or(Target::Unknown, Target::Param);
+            match indexed(key, "features.") {
+                // features.0 = stem, features.1..=15 = the blocks, features.16 = the last conv.
+                Some((0, rest)) => param(conv_bn(rest).map(|r| format!("backbone.stem.{r}"))),
+                Some((k, rest)) if k == last => {
+                    param(conv_bn(rest).map(|r| format!("backbone.last.{r}")))
+                }
+                Some((k, rest)) => match indexed(rest, "block.") {
+                    Some((j, rest)) => lite_block_tensor(&ctx.lite_blocks, k - 1, j, rest),
+                    None => Target::Unknown,
+                },
+                // The ImageNet classifier.
+                None if key.starts_with("classifier.") => Target::Ignore,
+                None => Target::Unknown,
+            }
+        }
     }
+}
+
+/// torchvision's `ssdlite320_mobilenet_v3_large` keys: MobileNetV3's features split in two at
+/// C4's expansion (`features.0` = stem, blocks before C4, C4's expansion; `features.1` = the rest
+/// of C4's block, the blocks after it, the last conv), four extra blocks, two heads of
+/// depthwise-separable prediction blocks.
+fn lite_key(key: &str, ctx: &KeyContext) -> Target {
+    let c4 = crate::lite::C4_BLOCK;
+    let blocks = &ctx.lite_blocks;
+    let param = |name: Option<String>| name.map_or(Target::Unknown, Target::Param);
+    if let Some((k, rest)) = indexed(key, "backbone.features.0.") {
+        return match k {
+            0 => param(conv_bn(rest).map(|r| format!("backbone.stem.{r}"))),
+            k if k == c4 + 1 => {
+                param(conv_bn(rest).map(|r| format!("backbone.blocks.{c4}.expand.{r}")))
+            }
+            k => match indexed(rest, "block.") {
+                Some((j, rest)) => lite_block_tensor(blocks, k - 1, j, rest),
+                None => Target::Unknown,
+            },
+        };
+    }
+    if let Some((k, rest)) = indexed(key, "backbone.features.1.") {
+        let last = blocks.len() - c4;
+        return match k {
+            // C4's block after its expansion: a slice of the block's Sequential, which keeps its
+            // indices (1 = depthwise, 2 = squeeze-excitation, 3 = projection).
+            0 => match indexed(rest, "") {
+                Some((j, rest)) if j > 0 => lite_block_tensor(blocks, c4, j, rest),
+                _ => Target::Unknown,
+            },
+            k if k == last => param(conv_bn(rest).map(|r| format!("backbone.last.{r}"))),
+            k => match indexed(rest, "block.") {
+                Some((j, rest)) => lite_block_tensor(blocks, c4 + k, j, rest),
+                None => Target::Unknown,
+            },
+        };
+    }
+    if let Some((i, rest)) = indexed(key, "backbone.extra.")
+        && let Some((j, rest)) = indexed(rest, "")
+    {
+        let layer = ["reduce", "depthwise", "expand"].get(j);
+        return param(layer.and_then(|l| conv_bn(rest).map(|r| format!("extras.{i}.{l}.{r}"))));
+    }
+    for (prefix, ours) in [
+        ("head.regression_head.module_list.", "loc"),
+        ("head.classification_head.module_list.", "conf"),
+    ] {
+        if let Some((k, rest)) = indexed(key, prefix) {
+            return match indexed(rest, "") {
+                Some((0, rest)) => {
+                    param(conv_bn(rest).map(|r| format!("{ours}.{k}.depthwise.{r}")))
+                }
+                Some((1, "weight" | "bias")) => {
+                    Target::Param(format!("{ours}.{k}.output.{}", &rest[2..]))
+                }
+                _ => Target::Unknown,
+            };
+        }
+    }
+    Target::Unknown
 }
 
 fn read_f32(
@@ -357,6 +498,22 @@ fn decimate(
 }
 
 impl Ssd {
+    /// Every float parameter and running statistic with its values, by the name a state dict of
+    /// the model it reproduces would give it (as [`LoadReport::loaded`] names them).
+    pub fn named_values(&self) -> BTreeMap<String, Vec<f32>> {
+        self.collect(None, None, true)
+            .into_iter()
+            .filter(|t| t.dtype.is_float())
+            .filter_map(|t| {
+                let (name, dtype, shape, _, bytes) = t.into_parts().ok()?;
+                let values = TensorData::from_bytes(bytes, shape, dtype)
+                    .iter::<f32>()
+                    .collect();
+                Some((name, values))
+            })
+            .collect()
+    }
+
     /// Loads a PyTorch `.pth` (a state dict) into this model, detecting its layout from the keys.
     /// Full layouts need [`LoadMode::Full`] (every parameter, every tensor); backbone layouts need
     /// [`LoadMode::Backbone`].
@@ -423,11 +580,15 @@ impl Ssd {
         }
         let expected = parameter_shapes(self);
         let conv_indices = sequential_conv_indices(&self.layout_blocks());
-        let vgg_index: BTreeMap<usize, usize> = conv_indices
-            .iter()
-            .enumerate()
-            .map(|(ours, &theirs)| (theirs, ours))
-            .collect();
+        let ctx = KeyContext {
+            vgg_index: conv_indices
+                .iter()
+                .enumerate()
+                .map(|(ours, &theirs)| (theirs, ours))
+                .collect(),
+            lite_blocks: self.lite_blocks(),
+        };
+        let vgg_index = &ctx.vgg_index;
 
         let mut problems = Vec::new();
         let mut plan: Vec<PlannedTensor> = Vec::new();
@@ -439,7 +600,7 @@ impl Ssd {
                 ignored.push(key.clone());
                 continue;
             }
-            let (name, rest, decimate_fc, shape) = match map_key(layout, key, &vgg_index) {
+            let (name, rest, decimate_fc, shape) = match map_key(layout, key, &ctx) {
                 Target::Ignore => {
                     ignored.push(key.clone());
                     continue;
@@ -487,8 +648,9 @@ impl Ssd {
             }
         }
         let planned: BTreeSet<&String> = plan.iter().map(|p| &p.name).collect();
+        let base = self.base_prefix();
         for (name, shape) in &expected {
-            let required = mode == LoadMode::Full || name.starts_with("vgg.");
+            let required = mode == LoadMode::Full || name.starts_with(base);
             if required && !planned.contains(name) {
                 problems.push(LoadProblem::Missing {
                     name: name.clone(),
@@ -516,19 +678,46 @@ impl Ssd {
         ))
     }
 
+    /// Which blocks of a MobileNetV3 base have an expansion and a squeeze-excitation.
+    fn lite_blocks(&self) -> Vec<(bool, bool)> {
+        match self {
+            Ssd::Lite(n) => n
+                .backbone
+                .blocks
+                .iter()
+                .map(|b| (b.expand.is_some(), b.se.is_some()))
+                .collect(),
+            Ssd::Vgg(_) => Vec::new(),
+        }
+    }
+
+    /// The prefix of the base network's parameters (what a backbone file fills).
+    fn base_prefix(&self) -> &'static str {
+        match self {
+            Ssd::Vgg(_) => "vgg.",
+            Ssd::Lite(_) => "backbone.",
+        }
+    }
+
     fn layout_blocks(&self) -> Vec<usize> {
-        self.vgg().layout.blocks.clone()
+        self.vgg()
+            .map_or_else(Vec::new, |v| v.layout.blocks.clone())
     }
 
     /// Replaces the named parameters (names as [`parameter_shapes`] gives them; shapes already
-    /// checked against the model's).
+    /// checked against the model's), each in the float type the model holds it in.
     fn with_values(mut self, values: BTreeMap<String, Vec<f32>>) -> Self {
-        let shapes = parameter_shapes(&self);
+        let held: BTreeMap<String, (Vec<usize>, burn_pack::DType)> = self
+            .collect(None, None, true)
+            .into_iter()
+            .map(|t| (t.name, (t.shape.to_vec(), t.dtype)))
+            .collect();
         let tensors = values
             .into_iter()
             .filter_map(|(name, data)| {
-                let shape = shapes.get(&name)?.clone();
-                Some(bridge::from_data(TensorData::new(data, shape), name, None))
+                let (shape, dtype) = held.get(&name)?.clone();
+                let data = TensorData::new(data, shape).convert_dtype(dtype);
+                Some(bridge::from_data(data, name, None))
             })
             .collect();
         let _ = self.apply(tensors, None, None, true);
@@ -642,7 +831,8 @@ impl crate::SsdConfig {
     /// The configuration a full-model state dict was trained with, from its keys and shapes:
     /// SSD300 or SSD512 from the number of heads (6 or 7), the classes from the first
     /// classification head, torchvision's default boxes for its layout
-    /// ([`ssd_core::PriorConfig::ssd300_torchvision`]). Backbone-only files are an error.
+    /// ([`ssd_core::PriorConfig::ssd300_torchvision`]); SSDLite320 with the width, tail and
+    /// extra blocks its shapes show. Backbone-only files are an error.
     pub fn from_state_dict(entries: &[(String, Vec<usize>)]) -> Result<Self, StateDictError> {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
         let layout = PthLayout::detect(&keys).ok_or_else(|| unknown_layout(&keys))?;
@@ -656,7 +846,10 @@ impl crate::SsdConfig {
                 "box_head.predictor.reg_headers.",
                 "box_head.predictor.cls_headers.",
             ),
-            PthLayout::TorchvisionVgg16 | PthLayout::AmdegrootReducedFc => {
+            PthLayout::TorchvisionSsdLite => return lite_config(entries),
+            PthLayout::TorchvisionVgg16
+            | PthLayout::AmdegrootReducedFc
+            | PthLayout::TorchvisionMobileNetV3 => {
                 return Err(StateDictError::BackboneOnly(layout));
             }
         };
@@ -679,25 +872,87 @@ impl crate::SsdConfig {
         }
         let boxes = config.priors.boxes_per_location()[0];
         let outputs = conf0.first().copied().unwrap_or(0);
-        if outputs == 0 || !outputs.is_multiple_of(boxes) {
-            return Err(StateDictError::ClassOutputs {
-                key: format!("{conf}0.weight"),
-                outputs,
-                boxes,
-            });
-        }
-        if outputs / boxes > MAX_CLASSES {
-            return Err(StateDictError::TooLarge {
-                key: format!("{conf}0.weight"),
-                what: "classes",
-                value: outputs / boxes,
-                limit: MAX_CLASSES,
-            });
-        }
-        config.num_classes = outputs / boxes;
+        config.num_classes = checked_classes(&format!("{conf}0.weight"), outputs, boxes)?;
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The classes of a classification head with `outputs` channels for `boxes` boxes per location.
+fn checked_classes(key: &str, outputs: usize, boxes: usize) -> Result<usize, StateDictError> {
+    if outputs == 0 || !outputs.is_multiple_of(boxes) {
+        return Err(StateDictError::ClassOutputs {
+            key: key.to_owned(),
+            outputs,
+            boxes,
+        });
+    }
+    if outputs / boxes > MAX_CLASSES {
+        return Err(StateDictError::TooLarge {
+            key: key.to_owned(),
+            what: "classes",
+            value: outputs / boxes,
+            limit: MAX_CLASSES,
+        });
+    }
+    Ok(outputs / boxes)
+}
+
+/// The widths a MobileNetV3 of torchvision may have been built with (`width_mult`).
+const LITE_WIDTHS: [f64; 8] = [0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
+
+/// An SSDLite state dict's configuration: [`crate::SsdConfig::ssdlite320`] with the width and
+/// tail that give its C4 expansion and last conv, its extra blocks' widths and its classes.
+fn lite_config(entries: &[(String, Vec<usize>)]) -> Result<crate::SsdConfig, StateDictError> {
+    let out_channels = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, shape)| shape.first().copied())
+            .ok_or_else(|| StateDictError::MissingKey(key.to_owned()))
+    };
+    let c4 = crate::lite::C4_BLOCK;
+    let expansion_key = format!("backbone.features.0.{}.0.weight", c4 + 1);
+    let expansion = out_channels(&expansion_key)?;
+    // The last conv is the highest-numbered module of features.1 (6 times C4's width).
+    let last = (1..)
+        .take_while(|k| {
+            let prefix = format!("backbone.features.1.{k}.");
+            entries.iter().any(|(key, _)| key.starts_with(&prefix))
+        })
+        .last()
+        .ok_or_else(|| StateDictError::MissingKey("backbone.features.1.1.*".to_owned()))?;
+    let last_key = format!("backbone.features.1.{last}.0.weight");
+    let c5 = out_channels(&last_key)?;
+    let shape = LITE_WIDTHS
+        .iter()
+        .flat_map(|&w| [(true, w), (false, w)])
+        .find(|&(reduced, w)| {
+            crate::lite::c4_expansion(w) == expansion
+                && 6 * crate::lite::c4_channels(reduced, w) == c5
+        });
+    let Some((reduced_tail, width_mult)) = shape else {
+        return Err(StateDictError::UnknownWidth {
+            expansion_key,
+            expansion,
+            last_key,
+            last: c5,
+        });
+    };
+    let extras = (0..)
+        .map_while(|i| out_channels(&format!("backbone.extra.{i}.2.0.weight")).ok())
+        .collect();
+    let mut config = crate::SsdConfig::ssdlite320(2);
+    config.base = crate::BaseConfig::MobilenetV3(crate::MobileNetV3Base {
+        reduced_tail,
+        width_mult,
+        extras,
+    });
+    let conf0 = "head.classification_head.module_list.0.1.weight";
+    let boxes = config.priors.boxes_per_location()[0];
+    config.num_classes = checked_classes(conf0, out_channels(conf0)?, boxes)?;
+    config.validate()?;
+    Ok(config)
 }
 
 /// The metadata stored in a native checkpoint by [`Ssd::save_checkpoint_with`] (plus Burn's own
@@ -753,7 +1008,7 @@ mod tests {
             .load_checkpoint(&path)
             .expect("the legacy names load");
         let first = |m: &Ssd| {
-            m.vgg().vgg[0]
+            m.vgg().expect("VGG").vgg[0]
                 .weight
                 .val()
                 .into_data()

@@ -47,7 +47,9 @@ fn small() -> Detector {
     let device = Device::default();
     let config = SsdConfig::small(6);
     let mut model = config.init(&device).expect("small preset");
-    let Ssd::Vgg(vgg) = &mut model;
+    let Ssd::Vgg(vgg) = &mut model else {
+        unreachable!("a VGG network")
+    };
     for (i, norm) in vgg.norms.iter_mut().enumerate() {
         let c = norm.gamma.dims()[0];
         let unit =

@@ -152,7 +152,7 @@ fn wrong_shapes_and_missing_tensors_are_named() {
     assert!(message.contains("model.pth"), "{message}");
     // A wider fc: conv6/conv7 and everything after them mismatch.
     let mut config = reduced_config(6);
-    config.vgg.fc_channels = 128;
+    config.vgg_base_mut().expect("VGG").vgg.fc_channels = 128;
     let err = config
         .init(&device)
         .expect("valid")

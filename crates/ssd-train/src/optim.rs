@@ -155,7 +155,9 @@ mod tests {
             let (loc, conf) = model.forward(input);
             let loss = loc.sum().add(conf.powi_scalar(2).sum());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let ssd_model::Ssd::Vgg(vgg) = &model;
+            let ssd_model::Ssd::Vgg(vgg) = &model else {
+                unreachable!("a VGG network")
+            };
             let conv = &vgg.conf[0];
             let bias = conv.bias.as_ref().expect("bias");
             let values = |t: Tensor<1>| t.into_data().iter::<f32>().collect::<Vec<f32>>();
@@ -165,7 +167,9 @@ mod tests {
             let mut optimizer = build_optimizer(&config);
             let lr = 0.01;
             let model = optimizer.step(lr_schedule(&config, 0).step(), model, grads);
-            let ssd_model::Ssd::Vgg(vgg) = &model;
+            let ssd_model::Ssd::Vgg(vgg) = &model else {
+                unreachable!("a VGG network")
+            };
             let conv = &vgg.conf[0];
             let w1 = values(conv.weight.val().flatten(0, 3));
             let b1 = values(conv.bias.as_ref().expect("bias").val());
@@ -235,7 +239,9 @@ mod tests {
         let device = Device::flex();
         let mut model = tiny().init(&device).expect("model");
         assert!(weights_finite(&model));
-        let ssd_model::Ssd::Vgg(vgg) = &mut model;
+        let ssd_model::Ssd::Vgg(vgg) = &mut model else {
+            unreachable!("a VGG network")
+        };
         let bias = vgg.conf[0].bias.take().expect("bias");
         let poisoned = bias.val().mul_scalar(f32::INFINITY);
         vgg.conf[0].bias = Some(Param::from_tensor(poisoned));

@@ -764,7 +764,8 @@ fn training_dataset(
         a
     } else {
         Augment::eval(size)
-    };
+    }
+    .normalized(model.mean_rgb, model.std_rgb);
     let encoder = TargetEncoder::new(&model.priors, config.overlap_threshold as f32)
         .map_err(|e| ssd_model::ModelError::from(ssd_model::ConfigError::Priors(e)))?;
     Ok(SsdDataset::train(

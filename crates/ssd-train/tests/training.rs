@@ -348,7 +348,7 @@ fn resuming_with_another_network_is_refused() {
         },
         Some(&first.checkpoint),
     );
-    other.model.extras[0].channels += 8;
+    other.model.vgg_base_mut().expect("VGG").extras[0].channels += 8;
     let err = Trainer::new(other).expect_err("another network");
     assert!(matches!(err, TrainError::Resume { .. }), "{err}");
     let _ = std::fs::remove_dir_all(dir);
@@ -484,7 +484,7 @@ fn the_optimizer_state_of_another_network_is_refused() {
         },
         None,
     );
-    wider.model.extras[0].channels += 8;
+    wider.model.vgg_base_mut().expect("VGG").extras[0].channels += 8;
     let theirs = Trainer::new(wider)
         .expect("their run")
         .run(&mut ssd_train::Quiet)
@@ -535,7 +535,7 @@ fn two_devices_with_half_batches_give_the_weights_of_one_device() {
     // Without batch norm: its batch statistics are per device (see the next test), the rest of
     // the network must be exact.
     let mut model = tiny_model(&classes);
-    model.vgg.batch_norm = false;
+    model.vgg_base_mut().expect("VGG").vgg.batch_norm = false;
     let (one, one_steps) = one_thread(|| {
         train_on(config("one", vec![0]), model.clone(), vec![Device::flex()]).expect("one device")
     });
@@ -609,7 +609,7 @@ fn batch_norm_running_statistics_come_from_the_first_devices_share() {
     };
     let classes = ClassList::from_file(&data.join("classes.txt")).expect("classes");
     let model = tiny_model(&classes);
-    assert!(model.vgg.batch_norm);
+    assert!(model.vgg_base().expect("VGG").vgg.batch_norm);
     let size = model.input_size() as u32;
     let plan = BatchPlan {
         len: 8,
@@ -631,7 +631,7 @@ fn batch_norm_running_statistics_come_from_the_first_devices_share() {
         let voc = Arc::new(
             DetectionDataset::open(&config.dataroot, "trainval", classes.clone()).expect("dataset"),
         );
-        let images = SsdDataset::eval(voc, size);
+        let images = SsdDataset::eval(voc, ssd_data::Augment::eval(size));
         let forward = |indices: &[usize]| {
             let items = indices
                 .iter()

@@ -16,8 +16,9 @@
 //!
 //! The model's metadata (`metadata_props`) names what a user needs to decode the plain outputs:
 //! `classes` (JSON list, index 0 the background), `ssd_config` (the [`SsdConfig`] as JSON),
-//! `priors` (JSON `[[cx, cy, w, h], ...]`, in output order), `variances`, `mean_rgb`, and with
-//! post-processing `post_process`.
+//! `priors` (JSON `[[cx, cy, w, h], ...]`, in output order), `variances`, `mean_rgb` and
+//! `std_rgb` (the input is `(rgb - mean_rgb) / std_rgb` per channel of 0..255 values), with
+//! post-processing `post_process`, and for data whose categories have ids (COCO), `category_ids`.
 //!
 //! The protobuf is written by `prost` from types generated from ONNX's own `onnx.proto`
 //! (`tools/onnx-proto`).
@@ -34,15 +35,18 @@ mod proto;
 
 use std::path::{Path, PathBuf};
 
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 use prost::Message;
 use ssd_core::BoxCoder;
 use ssd_data::DataError;
 use ssd_data::output;
 
-use crate::{Detector, L2NORM_EPS, ModelError, PostProcessConfig, SsdConfig};
+use crate::{
+    BaseConfig, BatchNorm, ConvBn, Detector, L2NORM_EPS, L2Norm, LiteSsd, ModelError,
+    PostProcessConfig, Ssd, SsdConfig, VggBase, VggSsd,
+};
 use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
@@ -199,7 +203,7 @@ fn build(detector: &Detector, options: &OnnxOptions) -> Result<ModelProto, OnnxE
         [batch(), 3.into(), side.into(), side.into()],
     );
     input.doc_string = Some(format!(
-        "RGB in 0..255 resized to {side}x{side}, minus metadata `mean_rgb`, NCHW"
+        "RGB in 0..255 resized to {side}x{side}, minus metadata `mean_rgb`, divided by `std_rgb`, NCHW"
     ));
     let names: Vec<&str> = detector
         .classes()
@@ -256,13 +260,18 @@ fn metadata(detector: &Detector) -> Result<Vec<StringStringEntryProto>, OnnxErro
             "cannot write the model's configuration as JSON: {e}"
         ))
     })?;
-    Ok(vec![
+    let mut entries = vec![
         entry("classes", &json(serde_json::json!(classes))),
         entry("ssd_config", &config_json),
         entry("priors", &json(serde_json::json!(priors))),
         entry("variances", &json(serde_json::json!(coder.variances))),
-        entry("mean_rgb", &json(serde_json::json!(ssd_data::VOC_MEAN_RGB))),
-    ])
+        entry("mean_rgb", &json(serde_json::json!(config.mean_rgb))),
+        entry("std_rgb", &json(serde_json::json!(config.std_rgb))),
+    ];
+    if let Some(ids) = detector.classes().category_ids() {
+        entries.push(entry("category_ids", &json(serde_json::json!(ids))));
+    }
+    Ok(entries)
 }
 
 fn entry(key: &str, value: &str) -> StringStringEntryProto {
@@ -274,8 +283,46 @@ fn entry(key: &str, value: &str) -> StringStringEntryProto {
 
 /// The network's nodes; returns the names of `loc` and `conf`.
 fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxError> {
-    let model = detector.model().vgg();
     let config = detector.config();
+    let (heads_loc, heads_conf) = match (detector.model(), &config.base) {
+        (Ssd::Vgg(model), BaseConfig::Vgg(base)) => vgg_heads(g, model, base)?,
+        (Ssd::Lite(model), BaseConfig::MobilenetV3(_)) => lite_heads(g, model)?,
+        _ => {
+            return Err(OnnxError::Model(ModelError::Weights {
+                path: detector.source().to_owned(),
+                message: "the network does not match its configuration".to_owned(),
+            }));
+        }
+    };
+    let classes = config.num_classes as i64;
+    let mut locs = Vec::new();
+    let mut confs = Vec::new();
+    for (head, width, parts, out) in [
+        ("loc", 4, heads_loc, &mut locs),
+        ("conf", classes, heads_conf, &mut confs),
+    ] {
+        let _ = head;
+        for y in parts {
+            let y = g.node("Transpose", &[&y], vec![ints("perm", &[0, 2, 3, 1])]);
+            let shape = g.constant_i64(&[0, -1, width]);
+            out.push(g.node("Reshape", &[&y, &shape], vec![]));
+        }
+    }
+    let cat = |g: &mut Graph, parts: &[String]| {
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        g.node("Concat", &refs, vec![int("axis", 1)])
+    };
+    let loc = cat(g, &locs);
+    let conf = cat(g, &confs);
+    Ok((loc, conf))
+}
+
+/// Each head's output per source, `[N, A*K, H, W]`, of the VGG network.
+fn vgg_heads(
+    g: &mut Graph,
+    model: &VggSsd,
+    base: &VggBase,
+) -> Result<(Vec<String>, Vec<String>), OnnxError> {
     let layout = &model.layout;
     let mut convs = model.vgg.iter().chain(&model.extras).enumerate();
     let mut x = "images".to_owned();
@@ -285,8 +332,8 @@ fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxE
         for (i, conv) in convs.by_ref().take(n) {
             x = conv_relu(g, &x, conv, model.norms.get(i), &format!("vgg.{i}"))?;
         }
-        if b == config.vgg.source_block {
-            sources.push(l2norm(g, &x, detector)?);
+        if b == base.vgg.source_block {
+            sources.push(l2norm(g, &x, &model.l2norm)?);
         }
         x = if b < last {
             g.node(
@@ -295,7 +342,7 @@ fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxE
                 vec![
                     ints("kernel_shape", &[2, 2]),
                     ints("strides", &[2, 2]),
-                    int("ceil_mode", i64::from(b == config.vgg.ceil_pool_block)),
+                    int("ceil_mode", i64::from(b == base.vgg.ceil_pool_block)),
                 ],
             )
         } else {
@@ -327,25 +374,139 @@ fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxE
             sources.push(x.clone());
         }
     }
-    let classes = config.num_classes as i64;
     let mut locs = Vec::new();
     let mut confs = Vec::new();
     for (k, ((s, l), c)) in sources.iter().zip(&model.loc).zip(&model.conf).enumerate() {
-        for (head, conv, width, out) in [("loc", l, 4, &mut locs), ("conf", c, classes, &mut confs)]
-        {
-            let y = conv_node(g, s, conv, &format!("{head}.{k}"))?;
-            let y = g.node("Transpose", &[&y], vec![ints("perm", &[0, 2, 3, 1])]);
-            let shape = g.constant_i64(&[0, -1, width]);
-            out.push(g.node("Reshape", &[&y, &shape], vec![]));
+        locs.push(conv_node(g, s, l, &format!("loc.{k}"))?);
+        confs.push(conv_node(g, s, c, &format!("conf.{k}"))?);
+    }
+    Ok((locs, confs))
+}
+
+/// The activation of an SSDLite layer, as ONNX nodes.
+#[derive(Clone, Copy)]
+enum OnnxAct {
+    None,
+    Relu,
+    Relu6,
+    HardSwish,
+}
+
+fn act_node(g: &mut Graph, x: &str, act: OnnxAct) -> String {
+    match act {
+        OnnxAct::None => x.to_owned(),
+        OnnxAct::Relu => g.node("Relu", &[x], vec![]),
+        OnnxAct::Relu6 => {
+            let lo = g.constant_f32(&[], &[0.0]);
+            let hi = g.constant_f32(&[], &[6.0]);
+            g.node("Clip", &[x, &lo, &hi], vec![])
+        }
+        OnnxAct::HardSwish => g.node("HardSwish", &[x], vec![]),
+    }
+}
+
+/// `act(batch_norm(conv(x)))` of an SSDLite [`ConvBn`].
+fn conv_bn(
+    g: &mut Graph,
+    x: &str,
+    layer: &ConvBn,
+    act: OnnxAct,
+    name: &str,
+) -> Result<String, OnnxError> {
+    let y = conv_node(g, x, &layer.conv, name)?;
+    let y = batch_norm_node(g, &y, &layer.bn, name)?;
+    Ok(act_node(g, &y, act))
+}
+
+/// Each head's output per source of SSDLite on MobileNetV3-Large.
+fn lite_heads(g: &mut Graph, model: &LiteSsd) -> Result<(Vec<String>, Vec<String>), OnnxError> {
+    let net = &model.backbone;
+    let mut x = conv_bn(g, "images", &net.stem, OnnxAct::HardSwish, "stem")?;
+    let mut sources = Vec::new();
+    for (i, block) in net.blocks.iter().enumerate() {
+        let name = format!("blocks.{i}");
+        let act = if block.hard_swish() {
+            OnnxAct::HardSwish
+        } else {
+            OnnxAct::Relu
+        };
+        let input = x.clone();
+        let mut y = match &block.expand {
+            Some(e) => conv_bn(g, &x, e, act, &format!("{name}.expand"))?,
+            None => x.clone(),
+        };
+        if i == crate::lite::C4_BLOCK {
+            sources.push(y.clone());
+        }
+        y = conv_bn(g, &y, &block.depthwise, act, &format!("{name}.depthwise"))?;
+        if let Some(se) = &block.se {
+            let pooled = g.node("GlobalAveragePool", &[&y], vec![]);
+            let s = conv_node(g, &pooled, &se.fc1, &format!("{name}.se.fc1"))?;
+            let s = g.node("Relu", &[&s], vec![]);
+            let s = conv_node(g, &s, &se.fc2, &format!("{name}.se.fc2"))?;
+            let s = g.node(
+                "HardSigmoid",
+                &[&s],
+                vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)],
+            );
+            y = g.node("Mul", &[&y, &s], vec![]);
+        }
+        y = conv_bn(
+            g,
+            &y,
+            &block.project,
+            OnnxAct::None,
+            &format!("{name}.project"),
+        )?;
+        x = if block.is_residual() {
+            g.node("Add", &[&y, &input], vec![])
+        } else {
+            y
+        };
+    }
+    x = conv_bn(g, &x, &net.last, OnnxAct::HardSwish, "last")?;
+    sources.push(x.clone());
+    for (i, block) in model.extras.iter().enumerate() {
+        let name = format!("extras.{i}");
+        x = conv_bn(
+            g,
+            &x,
+            &block.reduce,
+            OnnxAct::Relu6,
+            &format!("{name}.reduce"),
+        )?;
+        x = conv_bn(
+            g,
+            &x,
+            &block.depthwise,
+            OnnxAct::Relu6,
+            &format!("{name}.depthwise"),
+        )?;
+        x = conv_bn(
+            g,
+            &x,
+            &block.expand,
+            OnnxAct::Relu6,
+            &format!("{name}.expand"),
+        )?;
+        sources.push(x.clone());
+    }
+    let mut locs = Vec::new();
+    let mut confs = Vec::new();
+    for (k, ((s, l), c)) in sources.iter().zip(&model.loc).zip(&model.conf).enumerate() {
+        for (head, block, out) in [("loc", l, &mut locs), ("conf", c, &mut confs)] {
+            let name = format!("{head}.{k}");
+            let y = conv_bn(
+                g,
+                s,
+                &block.depthwise,
+                OnnxAct::Relu6,
+                &format!("{name}.depthwise"),
+            )?;
+            out.push(conv_node(g, &y, &block.output, &format!("{name}.output"))?);
         }
     }
-    let cat = |g: &mut Graph, parts: &[String]| {
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        g.node("Concat", &refs, vec![int("axis", 1)])
-    };
-    let loc = cat(g, &locs);
-    let conf = cat(g, &confs);
-    Ok((loc, conf))
+    Ok((locs, confs))
 }
 
 /// `relu(batch_norm(conv(x)))` (no batch norm where the network has none).
@@ -358,17 +519,27 @@ fn conv_relu(
 ) -> Result<String, OnnxError> {
     let mut y = conv_node(g, x, conv, name)?;
     if let Some(bn) = norm {
-        let scale = g.weight(&format!("{name}.bn.weight"), bn.gamma.val())?;
-        let bias = g.weight(&format!("{name}.bn.bias"), bn.beta.val())?;
-        let mean = g.weight(&format!("{name}.bn.running_mean"), bn.running_mean.value())?;
-        let var = g.weight(&format!("{name}.bn.running_var"), bn.running_var.value())?;
-        y = g.node(
-            "BatchNormalization",
-            &[&y, &scale, &bias, &mean, &var],
-            vec![float("epsilon", bn.epsilon as f32)],
-        );
+        y = batch_norm_node(g, &y, bn, name)?;
     }
     Ok(g.node("Relu", &[&y], vec![]))
+}
+
+/// A `BatchNormalization` node (inference: the running statistics) with the layer's weights.
+fn batch_norm_node(
+    g: &mut Graph,
+    x: &str,
+    bn: &BatchNorm,
+    name: &str,
+) -> Result<String, OnnxError> {
+    let scale = g.weight(&format!("{name}.bn.weight"), bn.gamma.val())?;
+    let bias = g.weight(&format!("{name}.bn.bias"), bn.beta.val())?;
+    let mean = g.weight(&format!("{name}.bn.running_mean"), bn.running_mean.value())?;
+    let var = g.weight(&format!("{name}.bn.running_var"), bn.running_var.value())?;
+    Ok(g.node(
+        "BatchNormalization",
+        &[x, &scale, &bias, &mean, &var],
+        vec![float("epsilon", bn.epsilon as f32)],
+    ))
 }
 
 /// A `Conv` node with the layer's weights, stride, padding and dilation.
@@ -408,8 +579,8 @@ fn conv_node(g: &mut Graph, x: &str, conv: &Conv2d, name: &str) -> Result<String
 }
 
 /// L2Norm on conv4_3: `x / sqrt(sum_c x^2 + eps) * scale`.
-fn l2norm(g: &mut Graph, x: &str, detector: &Detector) -> Result<String, OnnxError> {
-    let weight = detector.model().vgg().l2norm.weight.val();
+fn l2norm(g: &mut Graph, x: &str, layer: &L2Norm) -> Result<String, OnnxError> {
+    let weight = layer.weight.val();
     let channels = weight.dims()[0];
     let scale = g.weight("l2norm.weight", weight.reshape([1, channels, 1, 1]))?;
     let square = g.node("Mul", &[x, x], vec![]);

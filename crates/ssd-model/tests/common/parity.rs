@@ -85,12 +85,12 @@ pub fn hashed_unit(count: usize, salt: u64) -> Vec<f32> {
         .collect()
 }
 
-/// The script's `targets`: labels `[N, P]` and encoded locations `[N, P, 4]`.
-pub fn targets(classes: i64) -> (Vec<i64>, Vec<f32>) {
-    let mut labels = Vec::with_capacity(BATCH * PRIORS);
-    let mut locations = Vec::with_capacity(BATCH * PRIORS * 4);
+/// The script's `targets`: labels `[N, P]` and encoded locations `[N, P, 4]` for `priors` priors.
+pub fn targets(classes: i64, priors: usize) -> (Vec<i64>, Vec<f32>) {
+    let mut labels = Vec::with_capacity(BATCH * priors);
+    let mut locations = Vec::with_capacity(BATCH * priors * 4);
     for n in 0..BATCH as i64 {
-        for p in 0..PRIORS as i64 {
+        for p in 0..priors as i64 {
             let positive = (p + 3 * n) % 53 == 0;
             labels.push(if positive {
                 (p * 7 + n * 13) % (classes - 1) + 1
@@ -150,7 +150,9 @@ pub fn every_7th(t: Tensor<3>) -> Vec<f32> {
 }
 
 pub fn conv_params(model: &Ssd) -> Vec<(String, Vec<f32>)> {
-    let Ssd::Vgg(model) = model;
+    let Ssd::Vgg(model) = model else {
+        unreachable!("a VGG network")
+    };
     let mut out = Vec::new();
     for (prefix, convs) in [
         ("vgg", &model.vgg),
@@ -228,7 +230,7 @@ pub fn run_parity_in(dir: &Path, config: &SsdConfig, device: &Device, step: Step
     let loc_diff = max_diff(&every_7th(loc.clone()), &expected["loc_sub"].0);
     let conf_diff = max_diff(&every_7th(conf.clone()), &expected["conf_sub"].0);
 
-    let (labels, locations) = targets(config.num_classes as i64);
+    let (labels, locations) = targets(config.num_classes as i64, PRIORS);
     let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [BATCH, PRIORS]), device);
     let locations = Tensor::<3>::from_data(TensorData::new(locations, [BATCH, PRIORS, 4]), device);
     let parts = MultiBoxLoss::default().forward(loc, conf, labels, locations);
