@@ -12,8 +12,12 @@ batch norms' scales, shifts and running statistics; runs it on the parity input 
                        head outputs), `priors` (the default boxes, cx cy w h in [0, 1]);
                        in training mode (batch statistics): `train_loc_sub`, `train_conf_sub`,
                        `loss_loc`, `loss_conf` ([1] each) of the MultiBox loss on the fixed targets
+                       (every negative kept: no hard-negative cut); `f32_error.*`: how far
+                       PyTorch's own float32 run lands from these values
   <out>/updated.pth    the state dict after one SGD step on that loss (lr 1e-2, momentum 0.9,
                        weight decay 4e-5), running statistics included
+
+All of it is computed in float64 from the float32 weights of model.pth (then stored as float32).
   <out>/backbone.pth   the MobileNetV3 part in the ImageNet `mobilenet_v3_large` layout
                        (`features.N`, with a classifier), for backbone loading
 
@@ -77,17 +81,26 @@ class Lite(nn.Module):
 
 
 def randomise(model, seed):
+    """torchvision's own init scales (MobileNetV3: He normal over fan-out; SSDLite extras and
+    heads: normal with std 0.03), seeded, with biases and every batch norm's scale, shift and
+    running statistics random too, so that evaluation mode uses statistics of its own."""
     g = torch.Generator().manual_seed(seed)
+    lite = set()
+    for part in (model.backbone.extra, model.head):
+        lite.update(id(m) for m in part.modules())
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / fan_in))
+                if id(m) in lite:
+                    std = 0.03
+                else:
+                    std = math.sqrt(2.0 / (m.out_channels * m.kernel_size[0] * m.kernel_size[1] / m.groups))
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
                 if m.bias is not None:
                     m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.2 - 0.1)
             elif isinstance(m, nn.BatchNorm2d):
                 c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=g) * 0.8 + 0.6)
+                m.weight.copy_(torch.rand(c, generator=g) * 0.4 + 0.8)
                 m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
                 m.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
                 m.running_var.copy_(torch.rand(c, generator=g) * 1.0 + 0.5)
@@ -133,16 +146,19 @@ def main():
         "loss_conf": f32(r64["loss_conf"].reshape(1)),
     }
     # PyTorch float32's distance from the float64 result: outputs in absolute terms, each state
-    # entry after the step as ||w32 - w64|| / ||w64 - w0|| (relative to its update).
+    # entry after the step as ||w32 - w64|| / ||w64 - w0|| (relative to its update), and the
+    # largest absolute difference of any state entry after the step.
     for key in ("loc", "conf", "train_loc", "train_conf"):
         expected["f32_error." + key] = f32((r32[key] - r64[key]).abs().max().reshape(1))
-    worst = (0.0, "")
+    worst, step_abs = (0.0, ""), 0.0
     for name, w0 in initial.items():
         w64, w32 = r64["state"][name].double(), r32["state"][name].double()
         update = (w64 - w0).norm().item()
         error = (w32 - w64).norm().item() / update if update > 0 else 0.0
         expected["f32_error.step." + name] = torch.tensor([error], dtype=torch.float32)
         worst = max(worst, (error, name))
+        step_abs = max(step_abs, (w32 - w64).abs().max().item())
+    expected["f32_error.step_abs"] = torch.tensor([step_abs], dtype=torch.float32)
     torch.save(expected, os.path.join(out, "expected.pth"))
     torch.save({k: (v.float() if v.is_floating_point() else v) for k, v in r64["state"].items()},
                os.path.join(out, "updated.pth"))

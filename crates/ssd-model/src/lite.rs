@@ -15,7 +15,7 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6};
+use burn::tensor::activation::{relu, relu6};
 use burn::tensor::{Device, Tensor};
 
 use crate::{BatchNorm, MobileNetV3Base, SsdConfig};
@@ -38,6 +38,18 @@ impl Act {
             Act::HardSwish => hard_swish(x),
         }
     }
+}
+
+/// PyTorch's `Hardsigmoid`: `relu6(x + 3) / 6`. Written out rather than Burn's
+/// `hard_sigmoid(x, 1/6, 0.5)`, whose differentiable form computes in float32 whatever the
+/// tensor's type: the same formula as PyTorch, in the tensor's own precision.
+fn hard_sigmoid(x: Tensor<4>) -> Tensor<4> {
+    relu6(x.add_scalar(3.0)).div_scalar(6.0)
+}
+
+/// PyTorch's `Hardswish`: `x * relu6(x + 3) / 6`.
+fn hard_swish(x: Tensor<4>) -> Tensor<4> {
+    x.clone().mul(hard_sigmoid(x))
 }
 
 /// A conv without bias and its batch norm (torchvision's `Conv2dNormActivation`; the activation
@@ -93,7 +105,7 @@ impl SqueezeExcitation {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let scale = x.clone().mean_dim(3).mean_dim(2);
         let scale = self.fc2.forward(relu(self.fc1.forward(scale)));
-        x.mul(hard_sigmoid(scale, 1.0 / 6.0, 0.5))
+        x.mul(hard_sigmoid(scale))
     }
 }
 

@@ -4,13 +4,20 @@
 //! outputs in evaluation and training mode for a fixed 320x320 input, its default boxes and the
 //! MultiBox loss on fixed targets, computed in float64 (`tests/fixtures/ssdlite_reduced/`).
 //!
-//! Tolerances: outputs 1e-3 absolute (they reach 19; PyTorch's own float32 run lands 4e-4 from
-//! the float64 values), default boxes 1e-6, losses 1e-5 relative. The SGD step is compared in
-//! float64 (`lite_parity_f64.rs`): through twenty batch-normalised layers of random weights,
-//! float32 gradients of either framework are only good to a few percent.
+//! Tolerances: outputs 1e-4 absolute (measured: 2e-7 in evaluation mode, 1.5e-5 in training
+//! mode, where PyTorch's own float32 run is as far), default boxes 1e-6, losses 1e-5 relative.
+//! After one SGD step the weights are within twice the distance of PyTorch's own float32 run from
+//! the float64 result (recorded in the fixture: 1e-4 on the stem, whose gradient sums 51,200
+//! products per weight through twenty layers with batch statistics; the VGG fixture's 1e-5 is out
+//! of reach of PyTorch itself here). What is computed is checked exactly in float64
+//! (`lite_parity_f64.rs`).
 
 mod common;
 
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::Device;
 use common::lite::{
     BATCH, CLASSES, PRIORS, fixture, fixture_loss, input, load, loss_errors, reduced_config,
@@ -19,7 +26,7 @@ use common::parity::{every_7th, max_diff};
 use ssd_model::{LoadMode, PthLayout, SsdConfig, read_pth_tensors};
 
 /// Largest accepted difference of a raw output from the float64 reference.
-const OUTPUT_TOLERANCE: f32 = 1e-3;
+const OUTPUT_TOLERANCE: f32 = 1e-4;
 
 #[test]
 fn the_configuration_is_read_from_the_state_dict() {
@@ -113,4 +120,32 @@ fn an_imagenet_mobilenet_fills_the_backbone_only() {
             assert_eq!(v, &before[name], "{name}");
         }
     }
+}
+
+#[test]
+fn sgd_step_is_as_close_as_pytorchs_own_float32() {
+    let device = Device::flex().autodiff();
+    let (model, _) = load(&device, "model.pth");
+    let expected = read_pth_tensors(&fixture("expected.pth")).expect("expected");
+    let (loc, conf) = model.forward(input(&device));
+    let parts = fixture_loss(loc, conf, &device);
+    let grads = GradientsParams::from_grads(parts.total(1.0).backward(), &model);
+    let mut optimizer = SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
+        .with_weight_decay(Some(WeightDecayConfig::new(4e-5)))
+        .init();
+    let ours = optimizer.step(1e-2, model, grads).valid().named_values();
+    let reference = load(&Device::flex(), "updated.pth").0.named_values();
+    let (worst, name) = ours
+        .iter()
+        .map(|(name, v)| (max_diff(v, &reference[name]), name))
+        .fold((0.0f32, ""), |a, (d, n)| if d > a.0 { (d, n) } else { a });
+    let torch = expected["f32_error.step_abs"].0[0];
+    eprintln!("float32 step: {worst:e} ({name}); PyTorch float32: {torch:e}");
+    assert!(
+        worst <= 2.0 * torch,
+        "{name}: {worst:e} against PyTorch's {torch:e}"
+    );
 }

@@ -4,11 +4,12 @@
 //! float64 run.
 //!
 //! In float64 only a difference in what is computed can separate the two by more than rounding:
-//! outputs within 1e-4 (they reach 19), losses within 1e-6 relative, and each tensor after the
-//! step (parameters and running statistics) within 1% of its update plus the rounding of the
-//! fixture's float32 storage (`2e-7 x` its largest value); the worst tensor measures at 0.24 of
-//! that. PyTorch's own float32 run is up to several times an update away on some tensors
-//! (recorded in the fixture), which is why the float32 tests stop at the forward and the loss.
+//! outputs within 1e-6, losses within 1e-6 relative, and each tensor after the step (parameters
+//! and running statistics) within 1e-3 of its update plus the rounding of the fixture's float32
+//! storage (`2e-7 x` its largest value); the worst tensor measures at 0.07 of that. In float32
+//! PyTorch's own run is a third of an update away on some tensors (recorded in the fixture):
+//! gradients through batch statistics of a few values per channel (the 1x1 and 2x2 maps) cancel
+//! to rounding noise, which is why float32 alone cannot tell a slip from noise.
 //!
 //! A test binary of its own: a Flex device takes its float type once per process.
 
@@ -68,7 +69,7 @@ fn training_step_matches_torchvision_in_float64() {
     for (name, v) in &ours {
         let want = &reference[name];
         let update = max_diff(want, &initial[name]);
-        let allowed = 1e-2 * update + 2e-7 * max_abs(want);
+        let allowed = 1e-3 * update + 2e-7 * max_abs(want);
         let excess = max_diff(v, want) / allowed.max(f32::MIN_POSITIVE);
         if excess > worst.0 {
             worst = (excess, name.clone());
@@ -87,7 +88,7 @@ fn training_step_matches_torchvision_in_float64() {
         worst.0
     );
     assert!(
-        loc_diff < 1e-4 && conf_diff < 1e-4,
+        loc_diff < 1e-6 && conf_diff < 1e-6,
         "{loc_diff:e} {conf_diff:e}"
     );
     assert!(
