@@ -4,6 +4,11 @@
 //! top-k of [`ssd_model::hard_negatives`] beside the argsort-of-argsort ranking it replaced, at
 //! the quickstart's size (small preset, batch 16) and SSD300's (batch 32).
 //!
+//! A group per backend times SSDLite320 (torchvision's `ssdlite320_mobilenet_v3_large`, 21
+//! classes, reduced tail): forward at batch 1 and 8 and a training step at batch 8; and a group
+//! times MobileNetV3's depthwise convolutions alone, forward and backward: the 3x3 of the
+//! 64-wide block at 160x160 and the 5x5 of C4's 672-wide expansion at 20x20, batch 8.
+//!
 //! `cargo bench --bench model [--features tch,wgpu]`, or `bash benches/peers/compare-model.sh`,
 //! which also runs the same work in PyTorch (`benches/peers/model.py`) on this CPU with the same
 //! number of threads.
@@ -30,11 +35,45 @@ fn unit(count: usize, salt: u64) -> Vec<f32> {
 }
 
 fn images(batch: usize, device: &Device) -> Tensor<4> {
-    let values: Vec<f32> = unit(batch * 3 * 300 * 300, 1)
+    images_of(batch, 300, 100.0, device)
+}
+
+/// `batch` images of `size` pixels, values in `[-scale, scale)`.
+fn images_of(batch: usize, size: usize, scale: f32, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = unit(batch * 3 * size * size, 1)
         .into_iter()
-        .map(|v| v * 100.0)
+        .map(|v| v * scale)
         .collect();
-    Tensor::from_data(TensorData::new(values, [batch, 3, 300, 300]), device)
+    Tensor::from_data(TensorData::new(values, [batch, 3, size, size]), device)
+}
+
+/// Forward, MultiBox loss, backward and an SGD step of `net` on `x`; returns the stepped network.
+fn train_step(
+    net: ssd_model::Ssd,
+    optimizer: &mut burn::optim::ModuleOptimizer,
+    x: &Tensor<4>,
+    labels: &Tensor<2, Int>,
+    locations: &Tensor<3>,
+) -> ssd_model::Ssd {
+    let (loc, conf) = net.forward(x.clone());
+    let parts = MultiBoxLoss::default().forward(loc, conf, labels.clone(), locations.clone());
+    let grads = GradientsParams::from_grads(parts.total(1.0).backward(), &net);
+    optimizer.step(1e-3, net, grads)
+}
+
+/// One updated weight read back: waits for the step on lazy backends.
+fn sync(net: &ssd_model::Ssd) {
+    let (_, values) = net.named_values().into_iter().next().expect("a parameter");
+    black_box(values.first().copied());
+}
+
+fn sgd() -> burn::optim::ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
+        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+        .init()
 }
 
 /// Targets with about 20 positives per image.
@@ -72,27 +111,13 @@ fn model(c: &mut Criterion) {
             });
         }
         let mut train_net = config.init(&train_device).expect("ssd300");
-        let mut optimizer = SgdConfig::new()
-            .with_momentum(Some(
-                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
-            ))
-            .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-            .init();
+        let mut optimizer = sgd();
         let x = images(4, &train_device);
         let (labels, locations) = targets(4, priors.len(), &train_device);
         group.bench_function("train_step_batch4", |b| {
             b.iter(|| {
-                let (loc, conf) = train_net.forward(x.clone());
-                let parts =
-                    MultiBoxLoss::default().forward(loc, conf, labels.clone(), locations.clone());
-                let loss = parts.total(1.0);
-                let grads = GradientsParams::from_grads(loss.backward(), &train_net);
-                train_net = optimizer.step(1e-3, train_net.clone(), grads);
-                // Reading one updated weight waits for the step on lazy backends.
-                let ssd_model::Ssd::Vgg(vgg) = &train_net else {
-                    unreachable!("a VGG network")
-                };
-                black_box(vgg.l2norm.weight.val().narrow(0, 0, 1).into_data())
+                train_net = train_step(train_net.clone(), &mut optimizer, &x, &labels, &locations);
+                sync(&train_net)
             })
         });
         let pp = PostProcessor::new(priors.clone(), PostProcessConfig::default());
@@ -105,6 +130,91 @@ fn model(c: &mut Criterion) {
                 )
             })
         });
+        group.finish();
+    }
+}
+
+fn ssdlite(c: &mut Criterion) {
+    let config = SsdConfig::ssdlite320(21);
+    let priors = config.num_priors();
+    for backend in Backend::compiled() {
+        let device = backend.device().expect("device");
+        let train_device = backend.autodiff_device().expect("autodiff device");
+        let net = config.init(&device).expect("ssdlite320");
+        let mut group = c.benchmark_group(format!("ssdlite320_{backend}"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(15));
+        for batch in [1, 8] {
+            let x = images_of(batch, 320, 1.0, &device);
+            group.bench_function(format!("forward_batch{batch}"), |b| {
+                b.iter(|| {
+                    let (loc, conf) = net.forward(x.clone());
+                    black_box(loc.slice([0..1, 0..1, 0..1]).into_data());
+                    black_box(conf.slice([0..1, 0..1, 0..1]).into_data())
+                })
+            });
+        }
+        let mut train_net = config.init(&train_device).expect("ssdlite320");
+        let mut optimizer = sgd();
+        let x = images_of(8, 320, 1.0, &train_device);
+        let (labels, locations) = targets(8, priors, &train_device);
+        group.bench_function("train_step_batch8", |b| {
+            b.iter(|| {
+                train_net = train_step(train_net.clone(), &mut optimizer, &x, &labels, &locations);
+                sync(&train_net)
+            })
+        });
+        group.finish();
+    }
+}
+
+/// MobileNetV3's depthwise convolutions alone at batch 8: (channels, side, kernel, stride).
+const DEPTHWISE: [(&str, usize, usize, usize, usize); 2] = [
+    ("3x3_64ch_160px", 64, 160, 3, 2),
+    ("5x5_672ch_20px", 672, 20, 5, 1),
+];
+
+fn depthwise(c: &mut Criterion) {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    for backend in Backend::compiled() {
+        let device = backend.device().expect("device");
+        let train_device = backend.autodiff_device().expect("autodiff device");
+        let mut group = c.benchmark_group(format!("depthwise_{backend}"));
+        group.sample_size(20);
+        for (name, channels, side, kernel, stride) in DEPTHWISE {
+            let pad = (kernel - 1) / 2;
+            let conv = |device: &Device| {
+                Conv2dConfig::new([channels, channels], [kernel, kernel])
+                    .with_groups(channels)
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                    .with_bias(false)
+                    .init(device)
+            };
+            let values = unit(8 * channels * side * side, 3);
+            let shape = [8, channels, side, side];
+            let x = Tensor::<4>::from_data(TensorData::new(values.clone(), shape), &device);
+            let forward = conv(&device);
+            group.bench_function(format!("forward_{name}"), |b| {
+                b.iter(|| black_box(forward.forward(x.clone()).slice([0..1, 0..1]).into_data()))
+            });
+            let x = Tensor::<4>::from_data(TensorData::new(values, shape), &train_device)
+                .require_grad();
+            let train = conv(&train_device);
+            group.bench_function(format!("forward_backward_{name}"), |b| {
+                b.iter(|| {
+                    let grads = train.forward(x.clone()).sum().backward();
+                    black_box(
+                        train
+                            .weight
+                            .grad(&grads)
+                            .map(|g| g.narrow(0, 0, 1).into_data()),
+                    )
+                })
+            });
+        }
         group.finish();
     }
 }
@@ -169,5 +279,5 @@ fn mining(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, model, mining);
+criterion_group!(benches, model, ssdlite, depthwise, mining);
 criterion_main!(benches);

@@ -467,7 +467,7 @@ impl SsdConfig {
     }
 
     /// The configuration a name stands for: a preset (`ssd300`, `ssd512`, `ssd300-coco`,
-    /// `ssd512-coco`, `small`, `ssdlite320`) or a JSON file of `SsdConfig` (`*.json`), with
+    /// `ssd512-coco`, `small`, `ssdlite320`, `ssdlite320-coco`) or a JSON file of `SsdConfig` (`*.json`), with
     /// `num_classes` classes (background included), validated.
     pub fn named(name: &str, num_classes: usize) -> Result<Self, ModelError> {
         let mut config = match name {
@@ -476,7 +476,7 @@ impl SsdConfig {
             "ssd300-coco" => Self::ssd300_coco(num_classes),
             "ssd512-coco" => Self::ssd512_coco(num_classes),
             "small" => Self::small(num_classes),
-            "ssdlite320" => Self::ssdlite320(num_classes),
+            "ssdlite320" | "ssdlite320-coco" => Self::ssdlite320(num_classes),
             file if file.ends_with(".json") => {
                 let weights_error = |message: String| ModelError::Weights {
                     path: file.into(),
@@ -502,20 +502,37 @@ impl SsdConfig {
             .find(|name| Self::named(name, self.num_classes).is_ok_and(|preset| preset == *self))
     }
 
+    /// The network's test settings, where a detector starts: the paper's for VGG (score 0.01,
+    /// 400 per class, NMS 0.45, 200 per image); torchvision's for SSDLite (score 0.001, 300 per
+    /// class, NMS 0.55, 300 per image).
+    pub fn test_post_process(&self) -> crate::PostProcessConfig {
+        match self.base {
+            BaseConfig::Vgg(_) => crate::PostProcessConfig::default(),
+            BaseConfig::MobilenetV3(_) => crate::PostProcessConfig {
+                min_score: 0.001,
+                top_k_per_class: 300,
+                nms_overlap: 0.55,
+                top_k: 300,
+            },
+        }
+    }
+
     /// Number of priors `P` (rows of `loc` and `conf`).
     pub fn num_priors(&self) -> usize {
         self.priors.num_priors()
     }
 }
 
-/// The presets [`SsdConfig::named`] knows.
-pub const PRESETS: [&str; 6] = [
+/// The presets [`SsdConfig::named`] knows (`ssdlite320-coco` is `ssdlite320`'s network under
+/// torchvision's COCO recipe).
+pub const PRESETS: [&str; 7] = [
     "ssd300",
     "ssd512",
     "ssd300-coco",
     "ssd512-coco",
     "small",
     "ssdlite320",
+    "ssdlite320-coco",
 ];
 
 impl VggBase {

@@ -12,9 +12,9 @@
 //!
 //! Parameter names are this module's own; `weights.rs` maps torchvision's state dict onto them.
 
-use burn::module::Module;
-use burn::nn::PaddingConfig2d;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, relu6};
 use burn::tensor::{Device, Tensor};
 
@@ -67,6 +67,43 @@ pub const LITE_BN_EPS: f64 = 0.001;
 /// Batch norm momentum of SSDLite (torchvision's `momentum=0.03`, PyTorch's convention).
 pub const LITE_BN_MOMENTUM: f64 = 0.03;
 
+/// How a conv's weights start, as torchvision initialises SSDLite: He normal over PyTorch's
+/// fan-out (`out x k x k`, whatever the groups) in MobileNetV3, normal with std 0.03 in the extra
+/// blocks and heads; biases zero.
+#[derive(Debug, Clone, Copy)]
+enum Init {
+    FanOut,
+    Normal(f64),
+}
+
+/// A `kernel x kernel` conv with "same" padding.
+fn conv(
+    device: &Device,
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    bias: bool,
+    init: Init,
+) -> Conv2d {
+    let std = match init {
+        Init::FanOut => (2.0 / (channels[1] * kernel * kernel) as f64).sqrt(),
+        Init::Normal(std) => std,
+    };
+    let pad = (kernel - 1) / 2;
+    let mut conv = Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(bias)
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device);
+    conv.bias = conv
+        .bias
+        .map(|_| Param::from_tensor(Tensor::zeros([channels[1]], device)));
+    conv
+}
+
 impl ConvBn {
     fn new(
         device: &Device,
@@ -74,15 +111,10 @@ impl ConvBn {
         kernel: usize,
         stride: usize,
         groups: usize,
+        init: Init,
     ) -> Self {
-        let pad = (kernel - 1) / 2;
         Self {
-            conv: Conv2dConfig::new(channels, [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_groups(groups)
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_bias(false)
-                .init(device),
+            conv: conv(device, channels, kernel, stride, groups, false, init),
             bn: BatchNorm::new(channels[1], LITE_BN_EPS, LITE_BN_MOMENTUM, device),
         }
     }
@@ -156,6 +188,9 @@ fn mobilenet_v3_large(reduced_tail: bool, width_mult: f64) -> Vec<BlockRow> {
     ]
 }
 
+/// MobileNetV3-Large's inverted residual blocks.
+pub(crate) const BLOCKS: usize = 15;
+
 /// The index (among the blocks) of C4's block, whose expansion is SSDLite's first source.
 pub(crate) const C4_BLOCK: usize = 12;
 
@@ -217,22 +252,23 @@ impl InvertedResidual {
         let se = r.se.then(|| {
             let squeeze = make_divisible((r.expanded / 4) as f64);
             SqueezeExcitation {
-                fc1: Conv2dConfig::new([r.expanded, squeeze], [1, 1]).init(device),
-                fc2: Conv2dConfig::new([squeeze, r.expanded], [1, 1]).init(device),
+                fc1: conv(device, [r.expanded, squeeze], 1, 1, 1, true, Init::FanOut),
+                fc2: conv(device, [squeeze, r.expanded], 1, 1, 1, true, Init::FanOut),
             }
         });
         Self {
             expand: (r.expanded != r.input)
-                .then(|| ConvBn::new(device, [r.input, r.expanded], 1, 1, 1)),
+                .then(|| ConvBn::new(device, [r.input, r.expanded], 1, 1, 1, Init::FanOut)),
             depthwise: ConvBn::new(
                 device,
                 [r.expanded, r.expanded],
                 r.kernel,
                 r.stride,
                 r.expanded,
+                Init::FanOut,
             ),
             se,
-            project: ConvBn::new(device, [r.expanded, r.output], 1, 1, 1),
+            project: ConvBn::new(device, [r.expanded, r.output], 1, 1, 1, Init::FanOut),
             hard_swish: r.hard_swish,
             residual: r.stride == 1 && r.input == r.output,
         }
@@ -287,12 +323,12 @@ impl MobileNetV3 {
         let out = rows.last().map_or(0, |r| r.output);
         let stem = rows.first().map_or(16, |r| r.input);
         Self {
-            stem: ConvBn::new(device, [3, stem], 3, 2, 1),
+            stem: ConvBn::new(device, [3, stem], 3, 2, 1, Init::FanOut),
             blocks: rows
                 .into_iter()
                 .map(|r| InvertedResidual::new(device, r))
                 .collect(),
-            last: ConvBn::new(device, [out, 6 * out], 1, 1, 1),
+            last: ConvBn::new(device, [out, 6 * out], 1, 1, 1, Init::FanOut),
         }
     }
 
@@ -312,6 +348,9 @@ impl MobileNetV3 {
     }
 }
 
+/// torchvision's `_normal_init` of SSDLite's extra blocks and heads.
+const HEAD_INIT: Init = Init::Normal(0.03);
+
 /// An extra block: 1x1 to half the width, 3x3 depthwise stride 2, 1x1 (ReLU6 each).
 #[derive(Module, Debug)]
 pub struct ExtraBlock {
@@ -327,9 +366,9 @@ impl ExtraBlock {
     fn new(device: &Device, input: usize, output: usize) -> Self {
         let half = output / 2;
         Self {
-            reduce: ConvBn::new(device, [input, half], 1, 1, 1),
-            depthwise: ConvBn::new(device, [half, half], 3, 2, half),
-            expand: ConvBn::new(device, [half, output], 1, 1, 1),
+            reduce: ConvBn::new(device, [input, half], 1, 1, 1, HEAD_INIT),
+            depthwise: ConvBn::new(device, [half, half], 3, 2, half, HEAD_INIT),
+            expand: ConvBn::new(device, [half, output], 1, 1, 1, HEAD_INIT),
         }
     }
 
@@ -352,8 +391,8 @@ pub struct PredictionBlock {
 impl PredictionBlock {
     fn new(device: &Device, input: usize, output: usize) -> Self {
         Self {
-            depthwise: ConvBn::new(device, [input, input], 3, 1, input),
-            output: Conv2dConfig::new([input, output], [1, 1]).init(device),
+            depthwise: ConvBn::new(device, [input, input], 3, 1, input, HEAD_INIT),
+            output: conv(device, [input, output], 1, 1, 1, true, HEAD_INIT),
         }
     }
 
@@ -450,5 +489,32 @@ mod tests {
         ] {
             assert_eq!(make_divisible((expanded / 4) as f64), squeeze, "{expanded}");
         }
+    }
+
+    fn std_and_max(t: Tensor<4>) -> (f64, f64) {
+        let v: Vec<f64> = t.into_data().iter::<f64>().collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        (var.sqrt(), v.iter().fold(0.0, |m, x| m.max(x.abs())))
+    }
+
+    #[test]
+    fn initial_weights_are_torchvisions() {
+        let device = Device::flex();
+        let config = SsdConfig::ssdlite320(21);
+        let crate::BaseConfig::MobilenetV3(base) = &config.base else {
+            unreachable!("a MobileNetV3 preset")
+        };
+        let net = LiteSsd::new(&config, base, &device);
+        // He normal over PyTorch's fan-out, groups or not: the 672-wide 5x5 depthwise of C4.
+        let depthwise = net.backbone.blocks[C4_BLOCK].depthwise.conv.weight.val();
+        let (std, _) = std_and_max(depthwise);
+        let want = (2.0f64 / (672.0 * 25.0)).sqrt();
+        assert!((std / want - 1.0).abs() < 0.05, "{std} vs {want}");
+        // Extras and heads: normal with std 0.03, zero biases.
+        let (std, _) = std_and_max(net.conf[0].output.weight.val());
+        assert!((std / 0.03 - 1.0).abs() < 0.05, "{std}");
+        let bias = net.conf[0].output.bias.as_ref().expect("bias").val();
+        assert!(bias.abs().max().into_scalar::<f32>() == 0.0);
     }
 }

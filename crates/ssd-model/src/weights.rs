@@ -901,6 +901,55 @@ fn checked_classes(key: &str, outputs: usize, boxes: usize) -> Result<usize, Sta
 /// The widths a MobileNetV3 of torchvision may have been built with (`width_mult`).
 const LITE_WIDTHS: [f64; 8] = [0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
 
+/// The tail (reduced or not) and width of a MobileNetV3-Large whose C4 expansion has `expansion`
+/// channels and whose last conv has `last`.
+fn lite_shape(expansion: usize, last: usize) -> Option<(bool, f64)> {
+    LITE_WIDTHS
+        .iter()
+        .flat_map(|&w| [(true, w), (false, w)])
+        .find(|&(reduced, w)| {
+            crate::lite::c4_expansion(w) == expansion
+                && 6 * crate::lite::c4_channels(reduced, w) == last
+        })
+}
+
+impl crate::SsdConfig {
+    /// Fits this configuration's base network to an ImageNet backbone file's shapes, for a run
+    /// that starts from it: a MobileNetV3 takes the file's tail and width (torchvision's ImageNet
+    /// `mobilenet_v3_large` has the full tail, which SSDLite trained from it keeps; the preset's
+    /// reduced tail is torchvision's choice without one). VGG and other files leave it as it is;
+    /// whether the file then fits is the load's to say.
+    pub fn fit_backbone(&mut self, entries: &[(String, Vec<usize>)]) -> Result<(), StateDictError> {
+        let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+        let (crate::BaseConfig::MobilenetV3(base), Some(PthLayout::TorchvisionMobileNetV3)) =
+            (&mut self.base, PthLayout::detect(&keys))
+        else {
+            return Ok(());
+        };
+        let out_channels = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, shape)| shape.first().copied())
+                .ok_or_else(|| StateDictError::MissingKey(key.to_owned()))
+        };
+        let c4 = crate::lite::C4_BLOCK;
+        let expansion_key = format!("features.{}.block.0.0.weight", c4 + 1);
+        let last_key = format!("features.{}.0.weight", crate::lite::BLOCKS + 1);
+        let (expansion, last) = (out_channels(&expansion_key)?, out_channels(&last_key)?);
+        let (reduced_tail, width_mult) =
+            lite_shape(expansion, last).ok_or(StateDictError::UnknownWidth {
+                expansion_key,
+                expansion,
+                last_key,
+                last,
+            })?;
+        base.reduced_tail = reduced_tail;
+        base.width_mult = width_mult;
+        Ok(())
+    }
+}
+
 /// An SSDLite state dict's configuration: [`crate::SsdConfig::ssdlite320`] with the width and
 /// tail that give its C4 expansion and last conv, its extra blocks' widths and its classes.
 fn lite_config(entries: &[(String, Vec<usize>)]) -> Result<crate::SsdConfig, StateDictError> {
@@ -924,14 +973,7 @@ fn lite_config(entries: &[(String, Vec<usize>)]) -> Result<crate::SsdConfig, Sta
         .ok_or_else(|| StateDictError::MissingKey("backbone.features.1.1.*".to_owned()))?;
     let last_key = format!("backbone.features.1.{last}.0.weight");
     let c5 = out_channels(&last_key)?;
-    let shape = LITE_WIDTHS
-        .iter()
-        .flat_map(|&w| [(true, w), (false, w)])
-        .find(|&(reduced, w)| {
-            crate::lite::c4_expansion(w) == expansion
-                && 6 * crate::lite::c4_channels(reduced, w) == c5
-        });
-    let Some((reduced_tail, width_mult)) = shape else {
+    let Some((reduced_tail, width_mult)) = lite_shape(expansion, c5) else {
         return Err(StateDictError::UnknownWidth {
             expansion_key,
             expansion,

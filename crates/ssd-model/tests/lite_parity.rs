@@ -23,7 +23,7 @@ use common::lite::{
     BATCH, CLASSES, PRIORS, fixture, fixture_loss, input, load, loss_errors, reduced_config,
 };
 use common::parity::{every_7th, max_diff};
-use ssd_model::{LoadMode, PthLayout, SsdConfig, read_pth_tensors};
+use ssd_model::{BaseConfig, LoadMode, PthLayout, SsdConfig, read_pth_tensors};
 
 /// Largest accepted difference of a raw output from the float64 reference.
 const OUTPUT_TOLERANCE: f32 = 1e-4;
@@ -148,4 +148,22 @@ fn sgd_step_is_as_close_as_pytorchs_own_float32() {
         worst <= 2.0 * torch,
         "{name}: {worst:e} against PyTorch's {torch:e}"
     );
+}
+
+#[test]
+fn a_preset_takes_an_imagenet_backbones_tail_and_width() {
+    let mut config = SsdConfig::ssdlite320(CLASSES);
+    let entries = ssd_model::pth_entries(&fixture("backbone.pth")).expect("keys");
+    config.fit_backbone(&entries).expect("a MobileNetV3-Large");
+    let BaseConfig::MobilenetV3(base) = &config.base else {
+        unreachable!("a MobileNetV3 preset")
+    };
+    assert!(base.reduced_tail);
+    assert!((base.width_mult - 0.25).abs() < 1e-12);
+    // The extra blocks are the detector's own.
+    assert_eq!(base.extras, vec![512, 256, 256, 128]);
+    // A VGG preset is left as it is.
+    let mut vgg = SsdConfig::ssd300(CLASSES);
+    vgg.fit_backbone(&entries).expect("nothing to fit");
+    assert_eq!(vgg, SsdConfig::ssd300(CLASSES));
 }

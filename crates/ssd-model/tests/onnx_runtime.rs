@@ -156,7 +156,14 @@ fn run_ort(model: &Path, input: &[f32], shape: [usize; 4]) -> HashMap<String, Ou
         serde_json::from_slice(&std::fs::read(dir.join("outputs.json")).expect("listing"))
             .expect("listing JSON");
     let keys = listing["metadata_keys"].to_string();
-    for key in ["classes", "mean_rgb", "priors", "ssd_config", "variances"] {
+    for key in [
+        "classes",
+        "mean_rgb",
+        "std_rgb",
+        "priors",
+        "ssd_config",
+        "variances",
+    ] {
         assert!(keys.contains(key), "metadata {key} missing: {keys}");
     }
     assert_eq!(listing["opset"], serde_json::json!([17]));
@@ -349,4 +356,36 @@ fn onnxruntime_runs_the_reduced_ssd300_with_our_and_pytorchs_numbers() {
 #[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
 fn onnxruntime_runs_the_small_preset_with_our_numbers() {
     check_with_onnxruntime("small", small(), 60.0);
+}
+
+/// SSDLite320 of `tools/make_lite_fixtures.py` (width 0.25, random batch-norm statistics): its
+/// depthwise convolutions, hard-swish, squeeze-excitation and `[-1, 1]` input in ONNX Runtime,
+/// against torchvision's outputs on the fixture input and against ours.
+#[test]
+#[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
+fn onnxruntime_runs_ssdlite_with_torchvisions_and_our_numbers() {
+    use common::lite;
+    let device = Device::default();
+    let (model, _) = lite::load(&device, "model.pth");
+    let detector =
+        Detector::new(model, lite::reduced_config(), classes(lite::CLASSES)).expect("detector");
+    let dir = temp_dir("ssdlite-torchvision");
+    let path = dir.join("ssdlite.onnx");
+    write_onnx(&detector, &path, &OnnxOptions::default()).expect("export");
+    let x = hashed_unit(lite::BATCH * 3 * lite::SIZE * lite::SIZE, 0);
+    let ort = run_ort(&path, &x, [lite::BATCH, 3, lite::SIZE, lite::SIZE]);
+    let expected = read_pth_tensors(&lite::fixture("expected.pth")).expect("expected outputs");
+    let as_tensor = |o: &Output| {
+        let s = &o.1;
+        Tensor::<3>::from_data(
+            TensorData::new(f32s(&o.0), [s[0], s[1], s[2]]),
+            &Device::default(),
+        )
+    };
+    let loc_diff = max_diff(&every_7th(as_tensor(&ort["loc"])), &expected["loc_sub"].0);
+    let conf_diff = max_diff(&every_7th(as_tensor(&ort["conf"])), &expected["conf_sub"].0);
+    println!("SSDLite vs torchvision: |loc| {loc_diff:.2e}, |conf| {conf_diff:.2e}");
+    assert!(loc_diff <= 1e-4 && conf_diff <= 1e-4);
+    let _ = std::fs::remove_dir_all(dir);
+    check_with_onnxruntime("ssdlite", detector, 1.0);
 }

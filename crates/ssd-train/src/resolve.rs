@@ -11,7 +11,8 @@
 //!   overrides name them.
 //! - **Network and classes**: a resumed run keeps its checkpoint's network, classes and category
 //!   ids (a model or class list asked for may only repeat them); a new run takes the model asked
-//!   for (else the recipe's: `ssd300`, the quickstart's `small`) and the class list file asked
+//!   for (else the recipe's: `ssd300`, the quickstart's `small`; a preset started from an
+//!   ImageNet backbone with that backbone's tail and width) and the class list file asked
 //!   for, else the dataset's own (a COCO
 //!   file's categories with their ids, a VOC root's `classes.txt`, else the 20 VOC classes).
 //! - **Checks first**: every setting is range-checked before any data is read.
@@ -183,7 +184,20 @@ impl RunRequest {
                     .model
                     .as_deref()
                     .unwrap_or(self.recipe.default_model());
-                (named_model(name, &classes)?, classes, dataset)
+                let mut model = named_model(name, &classes)?;
+                // A preset started from an ImageNet backbone takes its widths (a model file
+                // says its own).
+                if let Some(path) = &config.pretrained_model
+                    && !name.ends_with(".json")
+                {
+                    model
+                        .fit_backbone(&ssd_model::pth_entries(path)?)
+                        .map_err(|source| ssd_model::ModelError::StateDict {
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
+                (model, classes, dataset)
             }
         };
         Ok(ResolvedRun {

@@ -761,6 +761,9 @@ fn training_dataset(
         if config.expand_ratio <= 1.0 {
             a.expand = None;
         }
+        if !config.photometric {
+            a.photometric = None;
+        }
         a
     } else {
         Augment::eval(size)

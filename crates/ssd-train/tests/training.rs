@@ -782,3 +782,52 @@ fn trains_on_the_coco_layout_and_scores_with_the_coco_metric() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// SSDLite320 at a quarter of MobileNetV3-Large's width (extras 128, 64, 64, 32) from scratch:
+/// the same engine, loss and evaluation as the VGG networks.
+#[test]
+fn ssdlite_training_raises_the_map_above_chance() {
+    let dir = scratch("lite");
+    let data = dir.join("data");
+    tiny_data(&data, 160, 60);
+    let classes = ClassList::from_file(&data.join("classes.txt")).expect("classes");
+    let mut model = SsdConfig::ssdlite320(classes.num_classes_with_background());
+    model.base = ssd_model::BaseConfig::MobilenetV3(ssd_model::MobileNetV3Base {
+        reduced_tail: true,
+        width_mult: 0.25,
+        extras: vec![128, 64, 64, 32],
+    });
+    let iterations = LITE_ITERATIONS;
+    let config = TrainConfig {
+        lr: 0.05,
+        caffe_bias: false,
+        weight_decay: 4e-5,
+        model_save_name: "lite".to_owned(),
+        ..tiny_config(&data, &dir.join("r"), iterations)
+    };
+    let (untrained, _) = train_on(
+        TrainConfig {
+            iterations: 1,
+            results: dir.join("r0"),
+            ..config.clone()
+        },
+        model.clone(),
+        vec![Device::flex()],
+    )
+    .expect("one step");
+    let before = map_of(&untrained.model, &data);
+    let (outcome, steps) = train_on(config, model, vec![Device::flex()]).expect("training");
+    let after = map_of(&outcome.model, &data);
+    let n = steps.len();
+    let first: f64 = steps[..20].iter().map(|s| s.loss).sum::<f64>() / 20.0;
+    let last: f64 = steps[n - 20..].iter().map(|s| s.loss).sum::<f64>() / 20.0;
+    println!(
+        "SSDLite VOC07 mAP before {before:.4}, after {iterations} iterations {after:.4} (loss \
+         of the first 20 iterations {first:.3}, of the last 20 {last:.3})"
+    );
+    assert!(last < first, "the loss falls: {first} -> {last}");
+    assert!(after > before + 0.1 && after > 0.15, "{before} -> {after}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const LITE_ITERATIONS: u64 = 300;
