@@ -99,11 +99,17 @@ def randomise(model, seed):
                 if m.bias is not None:
                     m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.2 - 0.1)
             elif isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=g) * 0.4 + 0.8)
-                m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
-                m.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 1.0 + 0.5)
+                randomise_norm(m, g)
+
+
+def randomise_norm(m, g):
+    """A batch norm's scale, shift and running statistics, random (seeded by `g`)."""
+    c = m.num_features
+    with torch.no_grad():
+        m.weight.copy_(torch.rand(c, generator=g) * 0.4 + 0.8)
+        m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+        m.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+        m.running_var.copy_(torch.rand(c, generator=g) * 1.0 + 0.5)
 
 
 def inputs():
@@ -135,19 +141,32 @@ def main():
     r32 = run(model, anchors, x, labels, loc_t, torch.float32)
     num_priors = r64["loc"].shape[1]
     assert r64["priors"].shape == (num_priors, 4), (r64["priors"].shape, num_priors)
+    expected, worst = write_reference(out, r64, r32, initial, r64["priors"])
+    print("wrote %s: C4 block %d, maps %s, %d priors, loss_loc %.6f loss_conf %.6f, |loc| max %.3f, "
+          "|conf| max %.3f, %d parameters; float32 vs float64: outputs %.2e, step %.2e (%s)" % (
+              out, c4, r64["sizes"], num_priors, r64["loss_loc"].item(), r64["loss_conf"].item(),
+              r64["loc"].abs().max().item(), r64["conf"].abs().max().item(),
+              sum(p.numel() for p in model.parameters()),
+              max(expected["f32_error." + k].item() for k in ("loc", "conf")), worst[0], worst[1]))
+
+
+def write_reference(out, r64, r32, initial, priors):
+    """Writes `expected.pth` (every 7th prior of the float64 outputs, the default boxes, the
+    losses and PyTorch float32's distance from them: outputs in absolute terms, each state entry
+    after the step as ||w32 - w64|| / ||w64 - w0|| (relative to its update), and the largest
+    absolute difference of any state entry after the step) and `updated.pth` (the float64 state
+    after the step, stored as float32). Returns the expected values and the worst relative error
+    with its entry."""
     f32 = lambda t: t.detach().float().contiguous()  # noqa: E731
     expected = {
         "loc_sub": f32(r64["loc"][:, ::7, :]),
         "conf_sub": f32(r64["conf"][:, ::7, :]),
-        "priors": f32(r64["priors"]),
+        "priors": f32(priors),
         "train_loc_sub": f32(r64["train_loc"][:, ::7, :]),
         "train_conf_sub": f32(r64["train_conf"][:, ::7, :]),
         "loss_loc": f32(r64["loss_loc"].reshape(1)),
         "loss_conf": f32(r64["loss_conf"].reshape(1)),
     }
-    # PyTorch float32's distance from the float64 result: outputs in absolute terms, each state
-    # entry after the step as ||w32 - w64|| / ||w64 - w0|| (relative to its update), and the
-    # largest absolute difference of any state entry after the step.
     for key in ("loc", "conf", "train_loc", "train_conf"):
         expected["f32_error." + key] = f32((r32[key] - r64[key]).abs().max().reshape(1))
     worst, step_abs = (0.0, ""), 0.0
@@ -162,12 +181,7 @@ def main():
     torch.save(expected, os.path.join(out, "expected.pth"))
     torch.save({k: (v.float() if v.is_floating_point() else v) for k, v in r64["state"].items()},
                os.path.join(out, "updated.pth"))
-    print("wrote %s: C4 block %d, maps %s, %d priors, loss_loc %.6f loss_conf %.6f, |loc| max %.3f, "
-          "|conf| max %.3f, %d parameters; float32 vs float64: outputs %.2e, step %.2e (%s)" % (
-              out, c4, r64["sizes"], num_priors, r64["loss_loc"].item(), r64["loss_conf"].item(),
-              r64["loc"].abs().max().item(), r64["conf"].abs().max().item(),
-              sum(p.numel() for p in model.parameters()),
-              max(expected["f32_error." + k].item() for k in ("loc", "conf")), worst[0], worst[1]))
+    return expected, worst
 
 
 def run(model, anchors, x, labels, loc_t, dtype):

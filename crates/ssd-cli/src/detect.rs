@@ -16,7 +16,7 @@ use ssd_backend::Backend;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectArgs {
     /// Trained model: a checkpoint folder or `.bpk` from `ssd train`, or a PyTorch `.pth` in the
-    /// amdegroot, torchvision or lufficc layout.
+    /// amdegroot, torchvision (SSD300, SSDLite320), lufficc or NVIDIA (SSD300 v1.1) layout.
     #[arg(long)]
     pub trained_model: PathBuf,
     /// An image, or a folder of images (`.jpg`, `.jpeg`, `.png`).

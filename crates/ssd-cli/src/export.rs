@@ -10,7 +10,7 @@ use crate::detect::{ThresholdArgs, load_detector};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
     /// Trained model: a checkpoint folder or `.bpk` from `ssd train`, or a PyTorch `.pth` in the
-    /// amdegroot, torchvision or lufficc layout.
+    /// amdegroot, torchvision (SSD300, SSDLite320), lufficc or NVIDIA (SSD300 v1.1) layout.
     #[arg(long)]
     pub trained_model: PathBuf,
     /// The ONNX file to write (its folder must exist).

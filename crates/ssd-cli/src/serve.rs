@@ -13,7 +13,7 @@ use ssd_backend::Backend;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Trained model: a checkpoint folder or `.bpk` from `ssd train`, or a PyTorch `.pth` in the
-    /// amdegroot, torchvision or lufficc layout.
+    /// amdegroot, torchvision (SSD300, SSDLite320), lufficc or NVIDIA (SSD300 v1.1) layout.
     #[arg(long)]
     pub trained_model: PathBuf,
     /// Class list for a `.pth` with classes other than VOC's.

@@ -118,6 +118,66 @@ fn one() -> f64 {
     1.0
 }
 
+/// ResNet as NVIDIA's SSD300 v1.1 builds on it: torchvision's ResNet (v1.5 bottlenecks, the
+/// stride on the 3x3 conv) up to `layer3`, whose first block has stride 1 so that the first
+/// source stays at stride 8 (38x38 with 1,024 channels at 300 px for ResNet-50); then extra
+/// layers in pairs (1x1 reduce, 3x3 source), each conv bias-free and followed by batch norm and
+/// ReLU; plain 3x3 heads. Batch norm eps 1e-5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetBase {
+    /// Channels of the stem (64 for ResNet-50). `layer1..3`'s bottlenecks are `width`, `2 width`
+    /// and `4 width` wide inside, four times that out.
+    pub width: usize,
+    /// Bottleneck blocks of `layer1`, `layer2` and `layer3` (`[3, 4, 6]` for ResNet-50).
+    pub blocks: Vec<usize>,
+    /// Extra layers, in pairs (`1x1` reduce, `3x3` source; NVIDIA's: 256 -> 512 stride 2,
+    /// 256 -> 512 stride 2, 128 -> 256 stride 2, then 128 -> 256 twice without padding).
+    pub extras: Vec<ExtraConv>,
+}
+
+impl ResNetBase {
+    /// ResNet-50 with NVIDIA's five extra blocks.
+    pub fn resnet50() -> Self {
+        Self {
+            width: 64,
+            blocks: vec![3, 4, 6],
+            extras: vec![
+                ExtraConv::new(256, 1, 1, 0),
+                ExtraConv::new(512, 3, 2, 1),
+                ExtraConv::new(256, 1, 1, 0),
+                ExtraConv::new(512, 3, 2, 1),
+                ExtraConv::new(128, 1, 1, 0),
+                ExtraConv::new(256, 3, 2, 1),
+                ExtraConv::new(128, 1, 1, 0),
+                ExtraConv::new(256, 3, 1, 0),
+                ExtraConv::new(128, 1, 1, 0),
+                ExtraConv::new(256, 3, 1, 0),
+            ],
+        }
+    }
+
+    /// Channels out of `layer3`, the first source (`16 width`: 1,024 for ResNet-50).
+    pub fn layer3_channels(&self) -> usize {
+        16 * self.width
+    }
+
+    /// Three layers of at least one block, a stem of at least one channel, extras as
+    /// [`VggBase`]'s.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.width == 0 {
+            return Err(ConfigError::Zero("width (channels)".to_owned()));
+        }
+        if self.blocks.len() != 3 || self.blocks.contains(&0) {
+            return Err(ConfigError::Zero(format!(
+                "blocks {:?} (three layers of at least one block)",
+                self.blocks
+            )));
+        }
+        check_extras(&self.extras)
+    }
+}
+
 /// The base network of an SSD and the layers that hang on it; the heads follow the base.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -126,6 +186,8 @@ pub enum BaseConfig {
     Vgg(VggBase),
     /// MobileNetV3-Large: torchvision's SSDLite.
     MobilenetV3(MobileNetV3Base),
+    /// ResNet: NVIDIA's SSD300 v1.1.
+    Resnet(ResNetBase),
 }
 
 /// Everything that defines an SSD network. Build with a preset ([`SsdConfig::ssd300`],
@@ -232,7 +294,7 @@ impl SsdConfig {
     pub fn vgg_base(&self) -> Option<&VggBase> {
         match &self.base {
             BaseConfig::Vgg(v) => Some(v),
-            BaseConfig::MobilenetV3(_) => None,
+            BaseConfig::MobilenetV3(_) | BaseConfig::Resnet(_) => None,
         }
     }
 
@@ -240,7 +302,7 @@ impl SsdConfig {
     pub fn vgg_base_mut(&mut self) -> Option<&mut VggBase> {
         match &mut self.base {
             BaseConfig::Vgg(v) => Some(v),
-            BaseConfig::MobilenetV3(_) => None,
+            BaseConfig::MobilenetV3(_) | BaseConfig::Resnet(_) => None,
         }
     }
 
@@ -361,6 +423,20 @@ impl SsdConfig {
         }
     }
 
+    /// NVIDIA's SSD300 v1.1: ResNet-50 ([`ResNetBase::resnet50`]), the COCO prior sizes of
+    /// [`PriorConfig::ssd300_coco`] (NVIDIA's `dboxes300_coco`: scales 21 ... 315, 8,732 boxes,
+    /// clipped), ImageNet's mean and standard deviation (torchvision's normalisation, which
+    /// NVIDIA's data pipeline applies); 81 classes for COCO.
+    pub fn ssd300_resnet50(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            base: BaseConfig::Resnet(ResNetBase::resnet50()),
+            priors: PriorConfig::ssd300_coco(),
+            mean_rgb: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
+            std_rgb: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
+        }
+    }
+
     /// Input side in pixels (the priors' `image_size`).
     pub fn input_size(&self) -> usize {
         self.priors.image_size as usize
@@ -382,6 +458,11 @@ impl SsdConfig {
             BaseConfig::MobilenetV3(b) => {
                 let mut out = vec![b.c4_expansion(), b.c5_channels()];
                 out.extend(&b.extras);
+                out
+            }
+            BaseConfig::Resnet(b) => {
+                let mut out = vec![b.layer3_channels()];
+                out.extend(b.extras.iter().skip(1).step_by(2).map(|e| e.channels));
                 out
             }
         }
@@ -409,10 +490,16 @@ impl SsdConfig {
                 }
                 // pool5 (3x3 s1 p1), conv6 (dilation d, padding d) and conv7 keep the size.
                 out.push(size);
-                for e in b.extras.iter().skip(1).step_by(2) {
-                    size = (size + 2 * e.padding).saturating_sub(e.kernel) / e.stride + 1;
-                    out.push(size);
+                extra_sizes(&b.extras, size, &mut out);
+            }
+            BaseConfig::Resnet(b) => {
+                // conv1 (7x7, stride 2, padding 3), the max-pool (3x3, stride 2, padding 1) and
+                // layer2's first block (3x3, stride 2, padding 1) each halve, rounding up.
+                for _ in 0..3 {
+                    size = size.div_ceil(2);
                 }
+                out.push(size);
+                extra_sizes(&b.extras, size, &mut out);
             }
             BaseConfig::MobilenetV3(b) => {
                 // Every stride-2 layer pads by half its kernel: each halves, rounding up. The C4
@@ -448,6 +535,7 @@ impl SsdConfig {
         match &self.base {
             BaseConfig::Vgg(b) => b.validate()?,
             BaseConfig::MobilenetV3(b) => b.validate()?,
+            BaseConfig::Resnet(b) => b.validate()?,
         }
         let sizes = self.source_sizes();
         let maps: Vec<usize> = self
@@ -477,6 +565,7 @@ impl SsdConfig {
             "ssd512-coco" => Self::ssd512_coco(num_classes),
             "small" => Self::small(num_classes),
             "ssdlite320" | "ssdlite320-coco" => Self::ssdlite320(num_classes),
+            "ssd300-resnet50" | "ssd300-resnet50-coco" => Self::ssd300_resnet50(num_classes),
             file if file.ends_with(".json") => {
                 let weights_error = |message: String| ModelError::Weights {
                     path: file.into(),
@@ -504,7 +593,8 @@ impl SsdConfig {
 
     /// The network's test settings, where a detector starts: the paper's for VGG (score 0.01,
     /// 400 per class, NMS 0.45, 200 per image); torchvision's for SSDLite (score 0.001, 300 per
-    /// class, NMS 0.55, 300 per image).
+    /// class, NMS 0.55, 300 per image); NVIDIA's for the ResNet SSD (`decode_batch` in their
+    /// evaluation: score 0.05, 200 per class, NMS 0.5, 200 per image).
     pub fn test_post_process(&self) -> crate::PostProcessConfig {
         match self.base {
             BaseConfig::Vgg(_) => crate::PostProcessConfig::default(),
@@ -513,6 +603,12 @@ impl SsdConfig {
                 top_k_per_class: 300,
                 nms_overlap: 0.55,
                 top_k: 300,
+            },
+            BaseConfig::Resnet(_) => crate::PostProcessConfig {
+                min_score: 0.05,
+                top_k_per_class: 200,
+                nms_overlap: 0.5,
+                top_k: 200,
             },
         }
     }
@@ -525,7 +621,7 @@ impl SsdConfig {
 
 /// The presets [`SsdConfig::named`] knows (`ssdlite320-coco` is `ssdlite320`'s network under
 /// torchvision's COCO recipe).
-pub const PRESETS: [&str; 7] = [
+pub const PRESETS: [&str; 9] = [
     "ssd300",
     "ssd512",
     "ssd300-coco",
@@ -533,28 +629,20 @@ pub const PRESETS: [&str; 7] = [
     "small",
     "ssdlite320",
     "ssdlite320-coco",
+    "ssd300-resnet50",
+    "ssd300-resnet50-coco",
 ];
 
 impl VggBase {
     /// Pairs of extras with 1x1 reduce convs, VGG blocks that exist, no zero sizes, an L2Norm
     /// scale that is a number.
     fn validate(&self) -> Result<(), ConfigError> {
-        if !self.extras.len().is_multiple_of(2) {
-            return Err(ConfigError::UnpairedExtras(self.extras.len()));
-        }
+        check_extras(&self.extras)?;
         self.check_sizes()?;
         if self.vgg.source_block >= self.vgg.blocks.len()
             || self.vgg.blocks.iter().any(Vec::is_empty)
         {
             return Err(ConfigError::VggBlocks);
-        }
-        if self
-            .extras
-            .iter()
-            .step_by(2)
-            .any(|e| e.kernel != 1 || e.stride != 1 || e.padding != 0)
-        {
-            return Err(ConfigError::ExtraReduce);
         }
         Ok(())
     }
@@ -574,21 +662,45 @@ impl VggBase {
         if self.vgg.fc_dilation == 0 {
             return zero("vgg.fc_dilation".to_owned());
         }
-        for (i, e) in self.extras.iter().enumerate() {
-            for (value, name) in [
-                (e.channels, "channels"),
-                (e.kernel, "kernel"),
-                (e.stride, "stride"),
-            ] {
-                if value == 0 {
-                    return zero(format!("extras[{i}].{name}"));
-                }
-            }
-        }
         if !self.l2norm_scale.is_finite() {
             return Err(ConfigError::L2NormScale(self.l2norm_scale));
         }
         Ok(())
+    }
+}
+
+/// Extra layers in pairs whose first conv is a 1x1 reduce (stride 1, no padding), and no zero
+/// channel count, kernel or stride (a zero would divide by zero or build an empty layer).
+fn check_extras(extras: &[ExtraConv]) -> Result<(), ConfigError> {
+    for (i, e) in extras.iter().enumerate() {
+        for (value, name) in [
+            (e.channels, "channels"),
+            (e.kernel, "kernel"),
+            (e.stride, "stride"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(format!("extras[{i}].{name}")));
+            }
+        }
+    }
+    if !extras.len().is_multiple_of(2) {
+        return Err(ConfigError::UnpairedExtras(extras.len()));
+    }
+    if extras
+        .iter()
+        .step_by(2)
+        .any(|e| e.kernel != 1 || e.stride != 1 || e.padding != 0)
+    {
+        return Err(ConfigError::ExtraReduce);
+    }
+    Ok(())
+}
+
+/// Appends the side of each extra pair's output to `out`, from `size`.
+fn extra_sizes(extras: &[ExtraConv], mut size: usize, out: &mut Vec<usize>) {
+    for e in extras.iter().skip(1).step_by(2) {
+        size = (size + 2 * e.padding).saturating_sub(e.kernel) / e.stride + 1;
+        out.push(size);
     }
 }
 
@@ -665,6 +777,7 @@ mod tests {
             SsdConfig::ssd300(21),
             SsdConfig::small(6),
             SsdConfig::ssdlite320(91),
+            SsdConfig::ssd300_resnet50(81),
         ] {
             let text = serde_json::to_string(&config).expect("json");
             let back: SsdConfig = serde_json::from_str(&text).expect("reads back");
@@ -695,6 +808,11 @@ mod tests {
             (SsdConfig::ssd512(21), 24564, vec![64, 32, 16, 8, 4, 2, 1]),
             (SsdConfig::small(6), 1524, vec![16, 8, 4, 2, 1]),
             (SsdConfig::ssdlite320(91), 3234, vec![20, 10, 5, 3, 2, 1]),
+            (
+                SsdConfig::ssd300_resnet50(81),
+                8732,
+                vec![38, 19, 10, 5, 3, 1],
+            ),
         ] {
             config.validate().expect("preset is consistent");
             assert_eq!(config.num_priors(), priors);
@@ -703,6 +821,10 @@ mod tests {
         assert_eq!(
             SsdConfig::ssd300(21).source_channels(),
             vec![512, 1024, 512, 256, 256, 256]
+        );
+        assert_eq!(
+            SsdConfig::ssd300_resnet50(81).source_channels(),
+            vec![1024, 512, 512, 256, 256, 256]
         );
     }
 

@@ -70,7 +70,7 @@ pub struct NamedDetection {
 impl Detector {
     /// Loads a trained model on `device`: a native checkpoint (a `.bpk` or a checkpoint folder
     /// written by `ssd train`, configuration and class names read from it) or a PyTorch `.pth`
-    /// in the amdegroot, torchvision or lufficc layout (configuration derived from its keys and
+    /// in the amdegroot, torchvision, lufficc or NVIDIA layout (configuration derived from its keys and
     /// shapes; the 20 VOC classes when it has 21 outputs, else see
     /// [`Detector::load_with_classes`]). Post-processing: the paper's test settings.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, ModelError> {

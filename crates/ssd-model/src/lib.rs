@@ -1,5 +1,6 @@
-//! The SSD network on Burn: VGG16 base with L2Norm, extra layers and multibox heads (SSD300,
-//! SSD512 and a small CPU preset), the MultiBox loss, post-processing to detections, PyTorch
+//! The SSD network on Burn: a base network, extra layers and multibox heads — VGG16 with L2Norm
+//! (SSD300, SSD512 and a small CPU preset), MobileNetV3-Large with depthwise-separable heads
+//! (torchvision's SSDLite320) and ResNet-50 (NVIDIA's SSD300 v1.1) —, the MultiBox loss, post-processing to detections, PyTorch
 //! weight import, native checkpoints ([`checkpoint`]) and a [`Detector`] that loads any
 //! supported weights file and turns images into detections.
 //!
@@ -9,7 +10,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = burn::tensor::Device::default();
-//! // A checkpoint of `ssd train` (`.bpk` or folder) or an amdegroot/torchvision/lufficc `.pth`.
+//! // A checkpoint of `ssd train` (`.bpk` or folder) or an amdegroot/torchvision/lufficc/NVIDIA `.pth`.
 //! let detector = ssd_model::Detector::load("ssd300_mAP_77.43_v2.pth", &device)?;
 //! let image = ssd_data::load_rgb("street.jpg".as_ref())?;
 //! let found = detector.detect(std::slice::from_ref(&image))?;
@@ -55,10 +56,13 @@ mod norm;
 pub mod onnx;
 mod postprocess;
 pub mod reduce;
+mod resnet;
 mod weights;
 
 pub use checkpoint::{CheckpointInfo, MODEL_FILE};
-pub use config::{BaseConfig, ExtraConv, MobileNetV3Base, PRESETS, SsdConfig, VggBase, VggConfig};
+pub use config::{
+    BaseConfig, ExtraConv, MobileNetV3Base, PRESETS, ResNetBase, SsdConfig, VggBase, VggConfig,
+};
 pub use detector::{Detector, ImageDetections, NamedDetection};
 pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
 pub use lite::{
@@ -69,6 +73,7 @@ pub use loss::{LossParts, MultiBoxLoss, hard_negatives};
 pub use model::{L2NORM_EPS, L2Norm, Ssd, VggSsd};
 pub use norm::BatchNorm;
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
+pub use resnet::{Bottleneck, RESNET_BN_EPS, RESNET_BN_MOMENTUM, ResNetSsd};
 pub use weights::{
     HostTensor, LoadMode, LoadReport, MAX_CLASSES, PthLayout, checkpoint_metadata, pth_entries,
     read_pth_tensors,

@@ -456,14 +456,12 @@ impl LiteSsd {
 
     /// Each head's output per source.
     pub(crate) fn heads(&self, images: Tensor<4>) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
-        let sources = self.sources(images);
-        let mut locs = Vec::with_capacity(sources.len());
-        let mut confs = Vec::with_capacity(sources.len());
-        for ((s, l), c) in sources.into_iter().zip(&self.loc).zip(&self.conf) {
-            locs.push(l.forward(s.clone()));
-            confs.push(c.forward(s));
-        }
-        (locs, confs)
+        crate::model::run_heads(
+            self.sources(images),
+            &self.loc,
+            &self.conf,
+            PredictionBlock::forward,
+        )
     }
 
     /// The device of the weights.

@@ -12,6 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::lite::LiteSsd;
+use crate::resnet::ResNetSsd;
 use crate::{BaseConfig, BatchNorm, ModelError, SsdConfig, VggBase};
 
 /// Per-channel L2 normalisation with a learned scale (on conv4_3):
@@ -56,6 +57,8 @@ pub enum Ssd {
     Vgg(VggSsd),
     /// SSDLite on MobileNetV3-Large (torchvision's `ssdlite320_mobilenet_v3_large`).
     Lite(LiteSsd),
+    /// SSD300 on ResNet (NVIDIA's SSD300 v1.1).
+    Resnet(ResNetSsd),
 }
 
 /// The paper's SSD on a VGG base (SSD300, SSD512 or the small preset; see [`SsdConfig`]).
@@ -119,6 +122,7 @@ impl SsdConfig {
         Ok(match &self.base {
             BaseConfig::Vgg(base) => Ssd::Vgg(VggSsd::new(self, base, device)),
             BaseConfig::MobilenetV3(base) => Ssd::Lite(LiteSsd::new(self, base, device)),
+            BaseConfig::Resnet(base) => Ssd::Resnet(ResNetSsd::new(self, base, device)),
         })
     }
 }
@@ -187,6 +191,7 @@ impl Ssd {
         match self {
             Ssd::Vgg(n) => n.layout.num_classes,
             Ssd::Lite(n) => n.num_classes,
+            Ssd::Resnet(n) => n.num_classes,
         }
     }
 
@@ -195,6 +200,7 @@ impl Ssd {
         match self {
             Ssd::Vgg(n) => n.layout.num_priors,
             Ssd::Lite(n) => n.num_priors,
+            Ssd::Resnet(n) => n.num_priors,
         }
     }
 
@@ -203,6 +209,7 @@ impl Ssd {
         match self {
             Ssd::Vgg(n) => n.sources(images),
             Ssd::Lite(n) => n.sources(images),
+            Ssd::Resnet(n) => n.sources(images),
         }
     }
 
@@ -215,6 +222,7 @@ impl Ssd {
         let (locs, confs) = match self {
             Ssd::Vgg(n) => n.heads(images),
             Ssd::Lite(n) => n.heads(images),
+            Ssd::Resnet(n) => n.heads(images),
         };
         let classes = self.num_classes();
         let locs = locs.into_iter().map(|t| flatten(t, 4)).collect();
@@ -229,7 +237,7 @@ impl Ssd {
     pub(crate) fn vgg(&self) -> Option<&VggSsd> {
         match self {
             Ssd::Vgg(n) => Some(n),
-            Ssd::Lite(_) => None,
+            Ssd::Lite(_) | Ssd::Resnet(_) => None,
         }
     }
 
@@ -238,8 +246,25 @@ impl Ssd {
         match self {
             Ssd::Vgg(n) => n.l2norm.weight.device(),
             Ssd::Lite(n) => n.device(),
+            Ssd::Resnet(n) => n.device(),
         }
     }
+}
+
+/// Each source through its `loc` and `conf` head: the heads' outputs, level by level.
+pub(crate) fn run_heads<H>(
+    sources: Vec<Tensor<4>>,
+    loc: &[H],
+    conf: &[H],
+    forward: impl Fn(&H, Tensor<4>) -> Tensor<4>,
+) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
+    let mut locs = Vec::with_capacity(sources.len());
+    let mut confs = Vec::with_capacity(sources.len());
+    for ((s, l), c) in sources.into_iter().zip(loc).zip(conf) {
+        locs.push(forward(l, s.clone()));
+        confs.push(forward(c, s));
+    }
+    (locs, confs)
 }
 
 /// A head's `[N, A*K, H, W]` as `[N, H*W*A, K]`.
@@ -302,13 +327,6 @@ impl VggSsd {
     /// Each head's output for `images`: `loc` and `conf` per source, `[N, A*4, H, W]` and
     /// `[N, A*C, H, W]`.
     fn heads(&self, images: Tensor<4>) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
-        let sources = self.sources(images);
-        let mut locs = Vec::with_capacity(sources.len());
-        let mut confs = Vec::with_capacity(sources.len());
-        for ((s, l), c) in sources.into_iter().zip(&self.loc).zip(&self.conf) {
-            locs.push(l.forward(s.clone()));
-            confs.push(c.forward(s));
-        }
-        (locs, confs)
+        run_heads(self.sources(images), &self.loc, &self.conf, Conv2d::forward)
     }
 }

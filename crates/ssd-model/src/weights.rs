@@ -41,6 +41,14 @@ pub enum PthLayout {
     /// torchvision's ImageNet `mobilenet_v3_large`: `features.N`, `classifier.N` (unused).
     /// Backbone only.
     TorchvisionMobileNetV3,
+    /// NVIDIA's SSD300 v1.1 (DeepLearningExamples): `feature_extractor.feature_extractor.N`
+    /// (ResNet's conv1, bn1, layer1..3 at 0, 1, 4, 5, 6), `additional_blocks.N`, `loc.N`,
+    /// `conf.N`; a training checkpoint's `model` entry and `module.` prefixes as their scripts
+    /// write them. Heads are stored coordinate-major (`[N, 4, P]` outputs) and reordered on load.
+    NvidiaResnet,
+    /// torchvision's ImageNet `resnet50`: `conv1`, `bn1`, `layer1..4`, `fc` (`layer4` and `fc`
+    /// unused). Backbone only.
+    TorchvisionResnet,
 }
 
 impl PthLayout {
@@ -48,7 +56,14 @@ impl PthLayout {
     pub fn detect(keys: &[String]) -> Option<Self> {
         let has = |k: &str| keys.iter().any(|key| key == k);
         let prefix = |p: &str| keys.iter().any(|key| key.starts_with(p));
-        if prefix("backbone.features.1.0.") && prefix("head.classification_head.module_list.") {
+        let within = |p: &str| keys.iter().any(|key| nvidia_key(key).starts_with(p));
+        if within("feature_extractor.feature_extractor.0.") && within("additional_blocks.") {
+            Some(PthLayout::NvidiaResnet)
+        } else if has("conv1.weight") && prefix("layer1.0.") && prefix("fc.") {
+            Some(PthLayout::TorchvisionResnet)
+        } else if prefix("backbone.features.1.0.")
+            && prefix("head.classification_head.module_list.")
+        {
             Some(PthLayout::TorchvisionSsdLite)
         } else if prefix("features.1.block.") && prefix("classifier.") {
             Some(PthLayout::TorchvisionMobileNetV3)
@@ -74,6 +89,7 @@ impl PthLayout {
             PthLayout::TorchvisionVgg16
                 | PthLayout::AmdegrootReducedFc
                 | PthLayout::TorchvisionMobileNetV3
+                | PthLayout::TorchvisionResnet
         )
     }
 }
@@ -140,10 +156,20 @@ fn indexed<'a>(key: &'a str, prefix: &str) -> Option<(usize, &'a str)> {
     Some((n.parse().ok()?, tail))
 }
 
+/// A key of NVIDIA's files without the `model.` entry of a training checkpoint and the `module.`
+/// prefix of a `DistributedDataParallel` model.
+fn nvidia_key(key: &str) -> &str {
+    let key = key.strip_prefix("model.").unwrap_or(key);
+    key.strip_prefix("module.").unwrap_or(key)
+}
+
 /// What to do with one key of a file.
 enum Target {
     /// Set our parameter of this name.
     Param(String),
+    /// A head stored coordinate-major (NVIDIA's `[N, 4, P]`: output channel `k * boxes + a`),
+    /// to set our box-major parameter of this name (channel `a * K + k`).
+    Heads { name: String, boxes: usize },
     /// fc6 / fc7 of an ImageNet VGG16, to decimate into conv6 / conv7.
     Decimate { fc: usize, rest: String },
     /// Ignore on purpose (fc8).
@@ -157,6 +183,8 @@ enum Target {
 struct KeyContext {
     vgg_index: BTreeMap<usize, usize>,
     lite_blocks: Vec<(bool, bool)>,
+    /// Boxes per location of each level.
+    head_boxes: Vec<usize>,
 }
 
 /// A torchvision `Conv2dNormActivation`'s tensor (`0.weight`: the conv; `1.*`: the batch norm,
@@ -292,6 +320,26 @@ fn map_key(layout: PthLayout, key: &str, ctx: &KeyContext) -> Target {
             }
         }
         PthLayout::TorchvisionSsdLite => lite_key(key, ctx),
+        PthLayout::NvidiaResnet => nvidia_resnet_key(key, ctx),
+        PthLayout::TorchvisionResnet => {
+            if let Some(r) = key.strip_prefix("conv1.") {
+                return Target::Param(format!("stem.conv.{r}"));
+            }
+            if let Some(r) = key.strip_prefix("bn1.") {
+                return conv_bn(&format!("1.{r}"))
+                    .map_or(Target::Unknown, |n| Target::Param(format!("stem.{n}")));
+            }
+            for (l, layer) in ["layer1.", "layer2.", "layer3."].into_iter().enumerate() {
+                if let Some((b, rest)) = indexed(key, layer) {
+                    return resnet_block_tensor(l, b, rest);
+                }
+            }
+            if key.starts_with("layer4.") || key.starts_with("fc.") {
+                Target::Ignore
+            } else {
+                Target::Unknown
+            }
+        }
         PthLayout::TorchvisionMobileNetV3 => {
             let last = ctx.lite_blocks.len() + 1;
             let param = |name: Option<String>| name.map_or(Target::Unknown, Target::Param);
@@ -311,6 +359,89 @@ fn map_key(layout: PthLayout, key: &str, ctx: &KeyContext) -> Target {
             }
         }
     }
+}
+
+/// A tensor of torchvision's ResNet bottleneck `b` of layer `l` (`conv1..3`, `bn1..3`,
+/// `downsample.{0,1}`) as ours (each conv with its batch norm).
+fn resnet_block_tensor(l: usize, b: usize, rest: &str) -> Target {
+    let name = if let Some(r) = rest.strip_prefix("downsample.") {
+        conv_bn(r).map(|n| format!("downsample.{n}"))
+    } else {
+        rest.split_once('.').and_then(|(layer, r)| match layer {
+            "conv1" | "conv2" | "conv3" if r == "weight" => Some(format!("{layer}.conv.weight")),
+            "bn1" | "bn2" | "bn3" => {
+                conv_bn(&format!("1.{r}")).map(|n| format!("conv{}.{n}", &layer[2..]))
+            }
+            _ => None,
+        })
+    };
+    name.map_or(Target::Unknown, |n| {
+        Target::Param(format!("layers.{l}.{b}.{n}"))
+    })
+}
+
+/// NVIDIA's SSD300 v1.1 keys: the ResNet as one Sequential (conv1, bn1, ReLU, max-pool,
+/// layer1..3), the extra blocks as Sequentials (conv, BN, ReLU, conv, BN, ReLU), the heads.
+fn nvidia_resnet_key(key: &str, ctx: &KeyContext) -> Target {
+    let k = nvidia_key(key);
+    if let Some((i, rest)) = indexed(k, "feature_extractor.feature_extractor.") {
+        return match i {
+            0 => Target::Param(format!("stem.conv.{rest}")),
+            1 => conv_bn(&format!("1.{rest}"))
+                .map_or(Target::Unknown, |n| Target::Param(format!("stem.{n}"))),
+            4..=6 => match indexed(rest, "") {
+                Some((b, rest)) => resnet_block_tensor(i - 4, b, rest),
+                None => Target::Unknown,
+            },
+            _ => Target::Unknown,
+        };
+    }
+    if let Some((i, rest)) = indexed(k, "additional_blocks.")
+        && let Some((j, rest)) = indexed(rest, "")
+    {
+        // .0 conv and .1 batch norm of the reduce; .3 and .4 of the source conv.
+        let (conv, j) = match j {
+            0 | 1 => (2 * i, j),
+            3 | 4 => (2 * i + 1, j - 3),
+            _ => return Target::Unknown,
+        };
+        return conv_bn(&format!("{j}.{rest}")).map_or(Target::Unknown, |n| {
+            Target::Param(format!("extras.{conv}.{n}"))
+        });
+    }
+    for head in ["loc", "conf"] {
+        if let Some((i, rest)) = indexed(k, &format!("{head}.")) {
+            return match ctx.head_boxes.get(i) {
+                Some(&boxes) if matches!(rest, "weight" | "bias") => Target::Heads {
+                    name: format!("{head}.{i}.{rest}"),
+                    boxes,
+                },
+                _ => Target::Unknown,
+            };
+        }
+    }
+    // A training checkpoint's optimizer state.
+    if key.starts_with("optimizer.") {
+        Target::Ignore
+    } else {
+        Target::Unknown
+    }
+}
+
+/// Reorders a head stored coordinate-major (output channel `k * boxes + a`) box-major (channel
+/// `a * K + k`); `shape[0]` is `boxes * K`.
+fn box_major(values: &[f32], shape: &[usize], boxes: usize) -> Vec<f32> {
+    let outputs = shape.first().copied().unwrap_or(0);
+    let inner: usize = shape.iter().skip(1).product();
+    let per_box = outputs / boxes;
+    let mut out = Vec::with_capacity(values.len());
+    for a in 0..boxes {
+        for k in 0..per_box {
+            let theirs = k * boxes + a;
+            out.extend_from_slice(&values[theirs * inner..(theirs + 1) * inner]);
+        }
+    }
+    out
 }
 
 /// torchvision's `ssdlite320_mobilenet_v3_large` keys: MobileNetV3's features split in two at
@@ -447,6 +578,8 @@ struct PlannedTensor {
     rest: String,
     /// fc layer (6 or 7) to decimate, if any.
     decimate: Option<usize>,
+    /// Boxes per location of a head stored coordinate-major, to reorder box-major.
+    box_major: Option<usize>,
 }
 
 /// The shape [`decimate`] produces, without touching values.
@@ -540,9 +673,10 @@ impl Ssd {
         let mut values = BTreeMap::new();
         for step in plan {
             let (data, shape) = read_f32(&reader, &step.key, path)?;
-            let data = match step.decimate {
-                None => data,
-                Some(fc) => match decimate(fc, &step.rest, &data, &shape) {
+            let data = match (step.decimate, step.box_major) {
+                (None, Some(boxes)) => box_major(&data, &shape, boxes),
+                (None, None) => data,
+                (Some(fc), _) => match decimate(fc, &step.rest, &data, &shape) {
                     Some((d, _)) => d,
                     None => {
                         return Err(ModelError::Weights {
@@ -587,6 +721,7 @@ impl Ssd {
                 .map(|(ours, &theirs)| (theirs, ours))
                 .collect(),
             lite_blocks: self.lite_blocks(),
+            head_boxes: self.head_boxes(),
         };
         let vgg_index = &ctx.vgg_index;
 
@@ -600,6 +735,7 @@ impl Ssd {
                 ignored.push(key.clone());
                 continue;
             }
+            let mut boxes = None;
             let (name, rest, decimate_fc, shape) = match map_key(layout, key, &ctx) {
                 Target::Ignore => {
                     ignored.push(key.clone());
@@ -610,6 +746,10 @@ impl Ssd {
                     continue;
                 }
                 Target::Param(name) => (name, String::new(), None, shape.clone()),
+                Target::Heads { name, boxes: b } => {
+                    boxes = Some(b);
+                    (name, String::new(), None, shape.clone())
+                }
                 Target::Decimate { fc, rest } => {
                     let name = format!(
                         "vgg.{}.{rest}",
@@ -644,13 +784,14 @@ impl Ssd {
                     name,
                     rest,
                     decimate: decimate_fc,
+                    box_major: boxes,
                 }),
             }
         }
         let planned: BTreeSet<&String> = plan.iter().map(|p| &p.name).collect();
-        let base = self.base_prefix();
+        let base = self.base_prefixes();
         for (name, shape) in &expected {
-            let required = mode == LoadMode::Full || name.starts_with(base);
+            let required = mode == LoadMode::Full || base.iter().any(|p| name.starts_with(p));
             if required && !planned.contains(name) {
                 problems.push(LoadProblem::Missing {
                     name: name.clone(),
@@ -687,15 +828,24 @@ impl Ssd {
                 .iter()
                 .map(|b| (b.expand.is_some(), b.se.is_some()))
                 .collect(),
-            Ssd::Vgg(_) => Vec::new(),
+            Ssd::Vgg(_) | Ssd::Resnet(_) => Vec::new(),
         }
     }
 
-    /// The prefix of the base network's parameters (what a backbone file fills).
-    fn base_prefix(&self) -> &'static str {
+    /// Boxes per location of each level, from the box regression heads.
+    fn head_boxes(&self) -> Vec<usize> {
         match self {
-            Ssd::Vgg(_) => "vgg.",
-            Ssd::Lite(_) => "backbone.",
+            Ssd::Resnet(n) => n.loc.iter().map(|l| l.weight.dims()[0] / 4).collect(),
+            Ssd::Vgg(_) | Ssd::Lite(_) => Vec::new(),
+        }
+    }
+
+    /// The prefixes of the base network's parameters (what a backbone file fills).
+    fn base_prefixes(&self) -> &'static [&'static str] {
+        match self {
+            Ssd::Vgg(_) => &["vgg."],
+            Ssd::Lite(_) => &["backbone."],
+            Ssd::Resnet(_) => &["stem.", "layers."],
         }
     }
 
@@ -832,7 +982,8 @@ impl crate::SsdConfig {
     /// SSD300 or SSD512 from the number of heads (6 or 7), the classes from the first
     /// classification head, torchvision's default boxes for its layout
     /// ([`ssd_core::PriorConfig::ssd300_torchvision`]); SSDLite320 with the width, tail and
-    /// extra blocks its shapes show. Backbone-only files are an error.
+    /// extra blocks its shapes show; NVIDIA's SSD300 with the stem width, blocks per layer and
+    /// extra widths its shapes show. Backbone-only files are an error.
     pub fn from_state_dict(entries: &[(String, Vec<usize>)]) -> Result<Self, StateDictError> {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
         let layout = PthLayout::detect(&keys).ok_or_else(|| unknown_layout(&keys))?;
@@ -847,9 +998,11 @@ impl crate::SsdConfig {
                 "box_head.predictor.cls_headers.",
             ),
             PthLayout::TorchvisionSsdLite => return lite_config(entries),
+            PthLayout::NvidiaResnet => return nvidia_config(entries),
             PthLayout::TorchvisionVgg16
             | PthLayout::AmdegrootReducedFc
-            | PthLayout::TorchvisionMobileNetV3 => {
+            | PthLayout::TorchvisionMobileNetV3
+            | PthLayout::TorchvisionResnet => {
                 return Err(StateDictError::BackboneOnly(layout));
             }
         };
@@ -917,21 +1070,32 @@ impl crate::SsdConfig {
     /// Fits this configuration's base network to an ImageNet backbone file's shapes, for a run
     /// that starts from it: a MobileNetV3 takes the file's tail and width (torchvision's ImageNet
     /// `mobilenet_v3_large` has the full tail, which SSDLite trained from it keeps; the preset's
-    /// reduced tail is torchvision's choice without one). VGG and other files leave it as it is;
-    /// whether the file then fits is the load's to say.
+    /// reduced tail is torchvision's choice without one); a ResNet takes the file's stem width
+    /// and blocks per layer (`resnet101`'s 23 in `layer3` make a ResNet-101 SSD). VGG and other
+    /// files leave it as it is; whether the file then fits is the load's to say.
     pub fn fit_backbone(&mut self, entries: &[(String, Vec<usize>)]) -> Result<(), StateDictError> {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let (crate::BaseConfig::MobilenetV3(base), Some(PthLayout::TorchvisionMobileNetV3)) =
-            (&mut self.base, PthLayout::detect(&keys))
-        else {
-            return Ok(());
-        };
         let out_channels = |key: &str| {
             entries
                 .iter()
                 .find(|(k, _)| k == key)
                 .and_then(|(_, shape)| shape.first().copied())
                 .ok_or_else(|| StateDictError::MissingKey(key.to_owned()))
+        };
+        let base = match (&mut self.base, PthLayout::detect(&keys)) {
+            (crate::BaseConfig::MobilenetV3(base), Some(PthLayout::TorchvisionMobileNetV3)) => base,
+            (crate::BaseConfig::Resnet(base), Some(PthLayout::TorchvisionResnet)) => {
+                base.width = out_channels("conv1.weight")?;
+                base.blocks = (1..=3)
+                    .map(|l| {
+                        (0..)
+                            .take_while(|b| keys.contains(&format!("layer{l}.{b}.conv1.weight")))
+                            .count()
+                    })
+                    .collect();
+                return Ok(());
+            }
+            _ => return Ok(()),
         };
         let c4 = crate::lite::C4_BLOCK;
         let expansion_key = format!("features.{}.block.0.0.weight", c4 + 1);
@@ -993,6 +1157,51 @@ fn lite_config(entries: &[(String, Vec<usize>)]) -> Result<crate::SsdConfig, Sta
     let conf0 = "head.classification_head.module_list.0.1.weight";
     let boxes = config.priors.boxes_per_location()[0];
     config.num_classes = checked_classes(conf0, out_channels(conf0)?, boxes)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// An NVIDIA SSD300 state dict's configuration: [`crate::SsdConfig::ssd300_resnet50`] with the
+/// stem width, blocks per layer and extra widths its shapes show (NVIDIA's strides: 2, 2, 2,
+/// then valid convs), and its classes.
+fn nvidia_config(entries: &[(String, Vec<usize>)]) -> Result<crate::SsdConfig, StateDictError> {
+    let shape = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| nvidia_key(k) == key)
+            .map(|(_, shape)| shape.clone())
+            .ok_or_else(|| StateDictError::MissingKey(key.to_owned()))
+    };
+    let out_channels = |key: &str| shape(key).map(|s| s.first().copied().unwrap_or(0));
+    let width = out_channels("feature_extractor.feature_extractor.0.weight")?;
+    let blocks = (4..=6)
+        .map(|l| {
+            (0..)
+                .take_while(|b| {
+                    let key = format!("feature_extractor.feature_extractor.{l}.{b}.conv1.weight");
+                    entries.iter().any(|(k, _)| nvidia_key(k) == key)
+                })
+                .count()
+        })
+        .collect();
+    let mut extras = Vec::new();
+    for i in 0.. {
+        let Ok(reduce) = out_channels(&format!("additional_blocks.{i}.0.weight")) else {
+            break;
+        };
+        let source = out_channels(&format!("additional_blocks.{i}.3.weight"))?;
+        let (stride, padding) = if i < 3 { (2, 1) } else { (1, 0) };
+        extras.push(crate::ExtraConv::new(reduce, 1, 1, 0));
+        extras.push(crate::ExtraConv::new(source, 3, stride, padding));
+    }
+    let mut config = crate::SsdConfig::ssd300_resnet50(2);
+    config.base = crate::BaseConfig::Resnet(crate::ResNetBase {
+        width,
+        blocks,
+        extras,
+    });
+    let boxes = config.priors.boxes_per_location()[0];
+    config.num_classes = checked_classes("conf.0.weight", out_channels("conf.0.weight")?, boxes)?;
     config.validate()?;
     Ok(config)
 }

@@ -20,6 +20,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::parity::{
     BATCH, SIZE, every_7th, fixture, hashed_unit, load, max_diff, reduced_config, values,
 };
+use common::torch_net::{BATCH as NET_BATCH, CLASSES, LITE, RESNET, TorchNet};
 use ssd_data::ClassList;
 use ssd_model::onnx::{OnnxError, OnnxOptions, write_onnx};
 use ssd_model::{Detection, Detector, PostProcessConfig, Ssd, SsdConfig, read_pth_tensors};
@@ -358,23 +359,19 @@ fn onnxruntime_runs_the_small_preset_with_our_numbers() {
     check_with_onnxruntime("small", small(), 60.0);
 }
 
-/// SSDLite320 of `tools/make_lite_fixtures.py` (width 0.25, random batch-norm statistics): its
-/// depthwise convolutions, hard-swish, squeeze-excitation and `[-1, 1]` input in ONNX Runtime,
-/// against torchvision's outputs on the fixture input and against ours.
-#[test]
-#[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
-fn onnxruntime_runs_ssdlite_with_torchvisions_and_our_numbers() {
-    use common::lite;
+/// A fixture network of `common::torch_net` in ONNX Runtime, against its PyTorch reference's
+/// outputs on the fixture input and against ours.
+fn onnxruntime_matches_the_reference(net: &TorchNet, name: &str) {
     let device = Device::default();
-    let (model, _) = lite::load(&device, "model.pth");
-    let detector =
-        Detector::new(model, lite::reduced_config(), classes(lite::CLASSES)).expect("detector");
-    let dir = temp_dir("ssdlite-torchvision");
-    let path = dir.join("ssdlite.onnx");
+    let (model, _) = net.load(&device, "model.pth");
+    let detector = Detector::new(model, net.reduced_config(), classes(CLASSES)).expect("detector");
+    let dir = temp_dir(&format!("{name}-reference"));
+    let path = dir.join(format!("{name}.onnx"));
     write_onnx(&detector, &path, &OnnxOptions::default()).expect("export");
-    let x = hashed_unit(lite::BATCH * 3 * lite::SIZE * lite::SIZE, 0);
-    let ort = run_ort(&path, &x, [lite::BATCH, 3, lite::SIZE, lite::SIZE]);
-    let expected = read_pth_tensors(&lite::fixture("expected.pth")).expect("expected outputs");
+    let s = net.size;
+    let x = hashed_unit(NET_BATCH * 3 * s * s, 0);
+    let ort = run_ort(&path, &x, [NET_BATCH, 3, s, s]);
+    let expected = net.expected();
     let as_tensor = |o: &Output| {
         let s = &o.1;
         Tensor::<3>::from_data(
@@ -384,8 +381,25 @@ fn onnxruntime_runs_ssdlite_with_torchvisions_and_our_numbers() {
     };
     let loc_diff = max_diff(&every_7th(as_tensor(&ort["loc"])), &expected["loc_sub"].0);
     let conf_diff = max_diff(&every_7th(as_tensor(&ort["conf"])), &expected["conf_sub"].0);
-    println!("SSDLite vs torchvision: |loc| {loc_diff:.2e}, |conf| {conf_diff:.2e}");
+    println!("{name} vs its PyTorch reference: |loc| {loc_diff:.2e}, |conf| {conf_diff:.2e}");
     assert!(loc_diff <= 1e-4 && conf_diff <= 1e-4);
     let _ = std::fs::remove_dir_all(dir);
-    check_with_onnxruntime("ssdlite", detector, 1.0);
+    check_with_onnxruntime(name, detector, 1.0);
+}
+
+/// SSDLite320 of `tools/make_lite_fixtures.py` (width 0.25, random batch-norm statistics): its
+/// depthwise convolutions, hard-swish, squeeze-excitation and `[-1, 1]` input in ONNX Runtime,
+/// against torchvision's outputs.
+#[test]
+#[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
+fn onnxruntime_runs_ssdlite_with_torchvisions_and_our_numbers() {
+    onnxruntime_matches_the_reference(&LITE, "ssdlite");
+}
+
+/// NVIDIA's SSD300 of `tools/make_resnet_fixtures.py` (stem width 16): residual sums, the
+/// max-pool, batch norms and ImageNet's mean and std in ONNX Runtime, against the reference.
+#[test]
+#[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
+fn onnxruntime_runs_the_resnet_ssd_with_the_references_and_our_numbers() {
+    onnxruntime_matches_the_reference(&RESNET, "resnet");
 }

@@ -45,7 +45,7 @@ use ssd_data::output;
 
 use crate::{
     BaseConfig, BatchNorm, ConvBn, Detector, L2NORM_EPS, L2Norm, LiteSsd, ModelError,
-    PostProcessConfig, Ssd, SsdConfig, VggBase, VggSsd,
+    PostProcessConfig, ResNetSsd, Ssd, SsdConfig, VggBase, VggSsd,
 };
 use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
@@ -287,6 +287,7 @@ fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxE
     let (heads_loc, heads_conf) = match (detector.model(), &config.base) {
         (Ssd::Vgg(model), BaseConfig::Vgg(base)) => vgg_heads(g, model, base)?,
         (Ssd::Lite(model), BaseConfig::MobilenetV3(_)) => lite_heads(g, model)?,
+        (Ssd::Resnet(model), BaseConfig::Resnet(_)) => resnet_heads(g, model)?,
         _ => {
             return Err(OnnxError::Model(ModelError::Weights {
                 path: detector.source().to_owned(),
@@ -374,13 +375,7 @@ fn vgg_heads(
             sources.push(x.clone());
         }
     }
-    let mut locs = Vec::new();
-    let mut confs = Vec::new();
-    for (k, ((s, l), c)) in sources.iter().zip(&model.loc).zip(&model.conf).enumerate() {
-        locs.push(conv_node(g, s, l, &format!("loc.{k}"))?);
-        confs.push(conv_node(g, s, c, &format!("conf.{k}"))?);
-    }
-    Ok((locs, confs))
+    plain_heads(g, &sources, &model.loc, &model.conf)
 }
 
 /// The activation of an SSDLite layer, as ONNX nodes.
@@ -505,6 +500,58 @@ fn lite_heads(g: &mut Graph, model: &LiteSsd) -> Result<(Vec<String>, Vec<String
             )?;
             out.push(conv_node(g, &y, &block.output, &format!("{name}.output"))?);
         }
+    }
+    Ok((locs, confs))
+}
+
+/// Each head's output per source of the ResNet SSD.
+fn resnet_heads(g: &mut Graph, model: &ResNetSsd) -> Result<(Vec<String>, Vec<String>), OnnxError> {
+    let x = conv_bn(g, "images", &model.stem, OnnxAct::Relu, "stem")?;
+    let mut x = g.node(
+        "MaxPool",
+        &[&x],
+        vec![
+            ints("kernel_shape", &[3, 3]),
+            ints("strides", &[2, 2]),
+            ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+    for (l, layer) in model.layers.iter().enumerate() {
+        for (b, block) in layer.iter().enumerate() {
+            let name = format!("layers.{l}.{b}");
+            let y = conv_bn(g, &x, &block.conv1, OnnxAct::Relu, &format!("{name}.conv1"))?;
+            let y = conv_bn(g, &y, &block.conv2, OnnxAct::Relu, &format!("{name}.conv2"))?;
+            let y = conv_bn(g, &y, &block.conv3, OnnxAct::None, &format!("{name}.conv3"))?;
+            let shortcut = match &block.downsample {
+                Some(d) => conv_bn(g, &x, d, OnnxAct::None, &format!("{name}.downsample"))?,
+                None => x.clone(),
+            };
+            let sum = g.node("Add", &[&y, &shortcut], vec![]);
+            x = g.node("Relu", &[&sum], vec![]);
+        }
+    }
+    let mut sources = vec![x.clone()];
+    for (i, layer) in model.extras.iter().enumerate() {
+        x = conv_bn(g, &x, layer, OnnxAct::Relu, &format!("extras.{i}"))?;
+        if i % 2 == 1 {
+            sources.push(x.clone());
+        }
+    }
+    plain_heads(g, &sources, &model.loc, &model.conf)
+}
+
+/// The 3x3 conv heads of VGG and ResNet on each source: `loc` and `conf` outputs.
+fn plain_heads(
+    g: &mut Graph,
+    sources: &[String],
+    loc: &[Conv2d],
+    conf: &[Conv2d],
+) -> Result<(Vec<String>, Vec<String>), OnnxError> {
+    let mut locs = Vec::new();
+    let mut confs = Vec::new();
+    for (k, ((s, l), c)) in sources.iter().zip(loc).zip(conf).enumerate() {
+        locs.push(conv_node(g, s, l, &format!("loc.{k}"))?);
+        confs.push(conv_node(g, s, c, &format!("conf.{k}"))?);
     }
     Ok((locs, confs))
 }

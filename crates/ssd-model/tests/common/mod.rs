@@ -1,4 +1,4 @@
 //! Helpers shared by the integration tests.
 
-pub mod lite;
 pub mod parity;
+pub mod torch_net;
