@@ -5,7 +5,8 @@
 //! the quickstart's size (small preset, batch 16) and SSD300's (batch 32).
 //!
 //! A group per backend times SSDLite320 (torchvision's `ssdlite320_mobilenet_v3_large`, 21
-//! classes, reduced tail): forward at batch 1 and 8 and a training step at batch 8; and a group
+//! classes, reduced tail) and one NVIDIA's SSD300 on ResNet-50 (21 classes): forward at batch 1
+//! and 8 and a training step at batch 8; and a group
 //! times MobileNetV3's depthwise convolutions alone, forward and backward: the 3x3 of the
 //! 64-wide block at 160x160 and the 5x5 of C4's 672-wide expansion at 20x20, batch 8.
 //!
@@ -134,19 +135,33 @@ fn model(c: &mut Criterion) {
     }
 }
 
-fn ssdlite(c: &mut Criterion) {
-    let config = SsdConfig::ssdlite320(21);
+/// The networks on other bases, 21 classes: (group name, configuration).
+fn other_bases() -> [(&'static str, SsdConfig); 2] {
+    [
+        ("ssdlite320", SsdConfig::ssdlite320(21)),
+        ("ssd300_resnet50", SsdConfig::ssd300_resnet50(21)),
+    ]
+}
+
+fn bases(c: &mut Criterion) {
+    for (name, config) in other_bases() {
+        base_group(c, name, &config);
+    }
+}
+
+fn base_group(c: &mut Criterion, name: &str, config: &SsdConfig) {
     let priors = config.num_priors();
+    let side = config.input_size();
     for backend in Backend::compiled() {
         let device = backend.device().expect("device");
         let train_device = backend.autodiff_device().expect("autodiff device");
-        let net = config.init(&device).expect("ssdlite320");
-        let mut group = c.benchmark_group(format!("ssdlite320_{backend}"));
+        let net = config.init(&device).expect("network");
+        let mut group = c.benchmark_group(format!("{name}_{backend}"));
         group
             .sample_size(10)
             .measurement_time(Duration::from_secs(15));
         for batch in [1, 8] {
-            let x = images_of(batch, 320, 1.0, &device);
+            let x = images_of(batch, side, 1.0, &device);
             group.bench_function(format!("forward_batch{batch}"), |b| {
                 b.iter(|| {
                     let (loc, conf) = net.forward(x.clone());
@@ -155,9 +170,9 @@ fn ssdlite(c: &mut Criterion) {
                 })
             });
         }
-        let mut train_net = config.init(&train_device).expect("ssdlite320");
+        let mut train_net = config.init(&train_device).expect("network");
         let mut optimizer = sgd();
-        let x = images_of(8, 320, 1.0, &train_device);
+        let x = images_of(8, side, 1.0, &train_device);
         let (labels, locations) = targets(8, priors, &train_device);
         group.bench_function("train_step_batch8", |b| {
             b.iter(|| {
@@ -279,5 +294,5 @@ fn mining(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, model, ssdlite, depthwise, mining);
+criterion_group!(benches, model, bases, depthwise, mining);
 criterion_main!(benches);

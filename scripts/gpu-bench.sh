@@ -22,7 +22,9 @@
 # log also goes to gpu-bench/results.jsonl. A backend that fails prints why (a JSON line with its
 # exit status, its own error above it) and the run goes on. Each backend gets at most
 # BACKEND_TIMEOUT seconds (default 100) and PyTorch PEER_TIMEOUT (default 120), so the run ends
-# in under 8 minutes. TRAIN_BATCH, INFER_BATCHES, WARMUP, ITERS, MODEL (the Burn backends'
+# in under 8 minutes, plus up to 11 for EXTRA_MODELS (default "ssdlite320 ssd300-resnet50": the
+# training step and inference rows on EXTRA_BACKENDS, default "cuda tch", and PyTorch's; set it
+# empty to skip them). TRAIN_BATCH, INFER_BATCHES, WARMUP, ITERS, MODEL (the Burn backends'
 # network, default ssd300) and PEER_DEVICE shrink it for a dry run on a machine without a GPU
 # (`bash scripts/gpu-bench.sh dry-run` does that here, with the small preset; PyTorch's peer stays
 # SSD300).
@@ -121,6 +123,21 @@ case "${1:-}" in
       else
         echo '{"backend":"pytorch","error":"python cannot import torch and torchvision"}'
       fi
+      # The other networks (EXTRA_MODELS, default SSDLite320 and NVIDIA's ResNet-50 SSD300, whose
+      # published comparison point is batch 32): the same rows on cuda and tch, and PyTorch's.
+      for model in ${EXTRA_MODELS-ssdlite320 ssd300-resnet50}; do
+        for backend in ${EXTRA_BACKENDS:-cuda tch}; do
+          LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+            timeout "${BACKEND_TIMEOUT:-100}" "$(binary_for "$backend")" model --backend "$backend" \
+            --model "$model" --warmup "${WARMUP:-10}" --iters "${ITERS:-30}" ${TRAIN_BATCH:+--train-batch "$TRAIN_BATCH"} \
+            ${INFER_BATCHES:+--infer-batches "$INFER_BATCHES"} 2>&1 ||
+            echo "{\"backend\":\"$backend\",\"model\":\"$model\",\"error\":\"exit status $?\"}"
+        done
+        timeout "${PEER_TIMEOUT:-120}" "$PYTHON" benches/peers/gpu_model.py --model "$model" --warmup "${WARMUP:-10}" \
+          --iters "${ITERS:-30}" ${PEER_DEVICE:+--device "$PEER_DEVICE"} ${TRAIN_BATCH:+--train-batch "$TRAIN_BATCH"} \
+          ${INFER_BATCHES:+--infer-batches "$INFER_BATCHES"} 2>&1 ||
+          echo "{\"backend\":\"pytorch\",\"model\":\"$model\",\"error\":\"exit status $?\"}"
+      done
       timeout 60 "$OUT/bin/throughput-cubecl" loader --workers "${LOADER_WORKERS:-4,8,16}" 2>&1 ||
         echo '{"what":"loader","error":"failed"}'
     } | tee "$LOG"

@@ -22,7 +22,7 @@ All of it is computed in float64 from the float32 weights of model.pth (then sto
                        (`features.N`, with a classifier), for backbone loading
 
   python3 tools/make_lite_fixtures.py            # width 0.25, reduced tail: committed fixture
-  python3 tools/make_lite_fixtures.py --full OUT # the real ssdlite320_mobilenet_v3_large
+  python3 tools/make_lite_fixtures.py --full OUT [--classes N] # the real ssdlite320_mobilenet_v3_large
                                                  # (width 1, 91 classes, ~14 MB), not committed
 
 Needs torch and torchvision (tested with 2.9.0 / 0.24.0).
@@ -123,6 +123,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     width, extra_width, classes = FULL if full else REDUCED
+    if "--classes" in sys.argv:
+        classes = int(sys.argv[sys.argv.index("--classes") + 1])
     mobilenet, backbone, head, anchors, c4 = build(width, extra_width, classes)
     model = Lite(backbone, head)
     randomise(model, seed=320)

@@ -40,7 +40,7 @@ by box): see `make_lite_fixtures.py`, which this mirrors:
                       plus a `layer4` tensor and `fc`, which a backbone load must leave out)
 
   python3 tools/make_resnet_fixtures.py            # width 16, blocks 2, 2, 2, 6 classes (committed)
-  python3 tools/make_resnet_fixtures.py --full OUT # ResNet-50 (width 64, blocks 3, 4, 6), 81 classes
+  python3 tools/make_resnet_fixtures.py --full OUT [--classes N] # ResNet-50 (width 64, blocks 3, 4, 6), 81 classes
   python3 tools/make_resnet_fixtures.py --check    # the reference against torchvision's resnet50
 
 Needs torch (and torchvision for --check); tested with 2.9.0 / 0.24.0.
@@ -271,6 +271,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     width, blocks, extras, classes = FULL if full else REDUCED
+    if "--classes" in sys.argv:
+        classes = int(sys.argv[sys.argv.index("--classes") + 1])
     model = SSD300(width, blocks, extras, classes)
     randomise(model, seed=50)
     state = model.state_dict()

@@ -12,8 +12,12 @@ Rows: PyTorch's defaults (fp32; cuDNN may use TF32 for convolutions, as it does 
 bf16 autocast as a reference. Each is timed after --warmup iterations over --iters iterations,
 wall clock of the whole loop with a synchronize at the end.
 
+With --model ssdlite320 or ssd300-resnet50 the same rows for torchvision's SSDLite320 (its own
+modules, as tools/make_lite_fixtures.py assembles them) or NVIDIA's SSD300 v1.1 on ResNet-50 (the
+reference of tools/make_resnet_fixtures.py), 21 classes, inputs in [-1, 1] at their own side.
+
 Usage: gpu_model.py [--warmup 10] [--iters 30] [--train-batch 32] [--infer-batches 1,32]
-                    [--device cuda]
+                    [--device cuda] [--model ssd300|ssdlite320|ssd300-resnet50]
 Prints one JSON line per measurement. (`--device cpu` runs the same code on the CPU: a check of
 the script, not a number to compare.)
 """
@@ -114,25 +118,50 @@ def measure(label, batch, warmup, iters, fn, extra, device):
     print(json.dumps(row), flush=True)
 
 
+def network(name):
+    """(model, input side, input scale, priors) of a `--model` name, 21 classes."""
+    if name == "ssdlite320":
+        from make_lite_fixtures import Lite, build
+        _, backbone, head, anchors, _ = build(1.0, 1.0, 21)
+        model = Lite(backbone, head)
+        sizes = [[20, 20], [10, 10], [5, 5], [3, 3], [2, 2], [1, 1]]
+        return model, 320, 1.0, anchors._grid_default_boxes(sizes, [320, 320], dtype=torch.float32)
+    if name == "ssd300-resnet50":
+        from make_resnet_fixtures import FULL as RESNET, SSD300, default_boxes, ours
+
+        class Outputs(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, x):
+                return ours(self.model, x)
+
+        width, blocks, extras, _ = RESNET
+        return Outputs(SSD300(width, blocks, extras, 21)), 300, 1.0, default_boxes(torch.float32)
+    blocks, fc, dilation, extras, classes = FULL
+    model = SSD(blocks, fc, dilation, extras, classes)
+    init(model, 0)  # He-normal convolutions, L2Norm scale in [10, 30)
+    return model, 300, 100.0, priors()
+
+
 def main():
     warmup, iters, train_batch = arg("--warmup", 10), arg("--iters", 30), arg("--train-batch", 32)
     device = torch.device(arg("--device", "cuda"))
+    name = arg("--model", "ssd300")
     torch.backends.cudnn.benchmark = True
-    blocks, fc, dilation, extras, classes = FULL
-    prior = priors().to(device)
-    assert prior.shape[0] == 8732
     for precision in ("fp32", "bf16-autocast"):
-        extra = {"torch": torch.__version__, "precision": precision,
+        extra = {"torch": torch.__version__, "precision": precision, "model": name,
                  "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}
         autocast = precision == "bf16-autocast"
-        model = SSD(blocks, fc, dilation, extras, classes)
-        init(model, 0)  # He-normal convolutions, L2Norm scale in [10, 30)
-        model = model.to(device)
+        model, side, scale, prior = network(name)
+        model, prior = model.to(device), prior.to(device)
+        n = prior.shape[0]
         model.train()
-        x = (unit(train_batch * 3 * 300 * 300, 1).reshape(train_batch, 3, 300, 300) * 100).to(device)
-        i = torch.arange(train_batch * 8732)
-        labels = torch.where(i % 431 == 0, i % 20 + 1, torch.zeros_like(i)).reshape(train_batch, 8732).to(device)
-        loc_t = unit(train_batch * 8732 * 4, 2).reshape(train_batch, 8732, 4).to(device)
+        x = (unit(train_batch * 3 * side * side, 1).reshape(train_batch, 3, side, side) * scale).to(device)
+        i = torch.arange(train_batch * n)
+        labels = torch.where(i % 431 == 0, i % 20 + 1, torch.zeros_like(i)).reshape(train_batch, n).to(device)
+        loc_t = unit(train_batch * n * 4, 2).reshape(train_batch, n, 4).to(device)
         # lr 1e-4: at 1e-3 this fresh model on a fixed batch diverges within two steps (timing
         # only, but a NaN run is not the work being compared).
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
@@ -153,7 +182,7 @@ def main():
         print(json.dumps({"backend": "pytorch", "precision": precision, "final_loss": last["loss"]}))
         model.eval()
         for batch in [int(b) for b in arg("--infer-batches", "1,32").split(",")]:
-            xb = (unit(batch * 3 * 300 * 300, 1).reshape(batch, 3, 300, 300) * 100).to(device)
+            xb = (unit(batch * 3 * side * side, 1).reshape(batch, 3, side, side) * scale).to(device)
 
             def infer():
                 with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):

@@ -9,7 +9,10 @@
   and 8, a training step at batch 8, and MobileNetV3's depthwise convolutions alone (the rows of
   benches/model.rs's depthwise group), forward and forward + backward.
 
-Usage: model.py [--model ssd300|ssdlite320] [--threads N] [--repeats R] [--forward-only]
+- with --model ssd300-resnet50: NVIDIA's SSD300 v1.1 on ResNet-50 (the written reference of
+  tools/make_resnet_fixtures.py, 21 classes): forward at batch 1 and 8, a training step at batch 8.
+
+Usage: model.py [--model ssd300|ssdlite320|ssd300-resnet50] [--threads N] [--repeats R] [--forward-only]
 Prints one JSON line of median seconds per operation.
 """
 
@@ -59,14 +62,11 @@ def train_step_timer(model, x, priors, repeats, weight_decay):
     return timed(step, repeats)
 
 
-def ssdlite(out, repeats, forward_only):
-    from make_lite_fixtures import Lite, build
-
-    _, backbone, head, _, _ = build(1.0, 1.0, 21)
-    model = Lite(backbone, head)
+def network(model, side, priors, out, repeats, forward_only):
+    """Forward at batch 1 and 8, a training step at batch 8 (outputs `[N, P, 4]`, `[N, P, C]`)."""
     model.eval()
     for batch in (1, 8):
-        x = unit(batch * 3 * 320 * 320, 1).reshape(batch, 3, 320, 320)
+        x = unit(batch * 3 * side * side, 1).reshape(batch, 3, side, side)
 
         def forward():
             with torch.no_grad():
@@ -76,8 +76,36 @@ def ssdlite(out, repeats, forward_only):
     if forward_only:
         return
     model.train()
-    x = unit(8 * 3 * 320 * 320, 1).reshape(8, 3, 320, 320)
-    out["train_step_batch8"] = train_step_timer(model, x, 3234, repeats, 5e-4)
+    x = unit(8 * 3 * side * side, 1).reshape(8, 3, side, side)
+    out["train_step_batch8"] = train_step_timer(model, x, priors, repeats, 5e-4)
+
+
+class NvidiaOutputs(torch.nn.Module):
+    """NVIDIA's SSD300 with its outputs in ssd-model's layout, as the loss takes them."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        from make_resnet_fixtures import ours
+        return ours(self.model, x)
+
+
+def resnet(out, repeats, forward_only):
+    from make_resnet_fixtures import FULL, SSD300
+
+    width, blocks, extras, _ = FULL
+    network(NvidiaOutputs(SSD300(width, blocks, extras, 21)), 300, 8732, out, repeats, forward_only)
+
+
+def ssdlite(out, repeats, forward_only):
+    from make_lite_fixtures import Lite, build
+
+    _, backbone, head, _, _ = build(1.0, 1.0, 21)
+    network(Lite(backbone, head), 320, 3234, out, repeats, forward_only)
+    if forward_only:
+        return
     for name, channels, side, kernel, stride in (("3x3_64ch_160px", 64, 160, 3, 2), ("5x5_672ch_20px", 672, 20, 5, 1)):
         conv = torch.nn.Conv2d(channels, channels, kernel, stride, (kernel - 1) // 2, groups=channels, bias=False)
         x = unit(8 * channels * side * side, 3).reshape(8, channels, side, side)
@@ -102,8 +130,8 @@ def main():
     which = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else "ssd300"
     torch.set_num_threads(threads)
     out = {"torch": torch.__version__, "threads": threads, "model": which}
-    if which == "ssdlite320":
-        ssdlite(out, repeats, "--forward-only" in sys.argv)
+    if which in ("ssdlite320", "ssd300-resnet50"):
+        (ssdlite if which == "ssdlite320" else resnet)(out, repeats, "--forward-only" in sys.argv)
         print(json.dumps(out))
         return
     blocks, fc, dilation, extras, classes = FULL
