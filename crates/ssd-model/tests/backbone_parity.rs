@@ -52,15 +52,18 @@ fn evaluation_outputs_match(net: &TorchNet) {
     let expected = net.expected();
     let (loc, conf) = model.forward(net.input(&device));
     assert_eq!(loc.dims(), [BATCH, net.priors, 4]);
-    assert_eq!(conf.dims(), [BATCH, net.priors, CLASSES]);
+    assert_eq!(conf.dims(), [BATCH, net.priors, net.classes()]);
     let loc_diff = max_diff(&every_7th(loc), &expected["loc_sub"].0);
     let conf_diff = max_diff(&every_7th(conf), &expected["conf_sub"].0);
     eprintln!(
         "{} evaluation: loc {loc_diff:e}, conf {conf_diff:e}; PyTorch float32: loc {:e}, conf {:e}",
         net.dir, expected["f32_error.loc"].0[0], expected["f32_error.conf"].0[0]
     );
+    // 1e-4, or twice PyTorch's own float32 distance where that is farther (the full-size ResNet
+    // at random init: outputs in the hundreds).
+    let allowed = |key: &str| OUTPUT_TOLERANCE.max(2.0 * expected[key].0[0]);
     assert!(
-        loc_diff < OUTPUT_TOLERANCE && conf_diff < OUTPUT_TOLERANCE,
+        loc_diff < allowed("f32_error.loc") && conf_diff < allowed("f32_error.conf"),
         "loc {loc_diff:e}, conf {conf_diff:e}"
     );
 }
@@ -221,4 +224,23 @@ fn a_preset_takes_an_imagenet_resnets_width_and_blocks() {
     model
         .load_pytorch(&RESNET.fixture("backbone.pth"), LoadMode::Backbone)
         .expect("the backbone fits");
+}
+
+/// The full-size networks (`python3 tools/make_lite_fixtures.py --full DIR` and
+/// `tools/make_resnet_fixtures.py --full DIR`, into `SSD_FULL_LITE_DIR` and
+/// `SSD_FULL_RESNET_DIR`): evaluation outputs, training outputs and loss, as for the reduced
+/// fixtures. The SGD step is checked in float64 (`backbone_parity_f64.rs`, exact within 0.11 of
+/// its allowance): in float32 the full-width SSDLite's stem lands 5.4e-3 from the float64 result
+/// after the step where PyTorch's own float32 run lands 5.4e-4, rounding in the backward through
+/// 51,200 products per weight and batch statistics that float64 shows is not a difference in
+/// what is computed.
+#[test]
+#[ignore = "needs the full-size fixtures: SSD_FULL_LITE_DIR, SSD_FULL_RESNET_DIR"]
+fn full_size_networks_match_pytorch() {
+    for (var, net) in [("SSD_FULL_LITE_DIR", LITE), ("SSD_FULL_RESNET_DIR", RESNET)] {
+        let dir = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+        let net = net.full_size(dir);
+        evaluation_outputs_match(&net);
+        training_outputs_and_loss_match(&net);
+    }
 }

@@ -91,3 +91,17 @@ fn training_steps_match_pytorch_in_float64() {
     training_step_matches_in_float64(&LITE, &flex);
     training_step_matches_in_float64(&RESNET, &flex);
 }
+
+/// The same in float64 for the full-size networks (see `backbone_parity.rs`'s
+/// `full_size_networks_match_pytorch`).
+#[test]
+#[ignore = "needs the full-size fixtures: SSD_FULL_LITE_DIR, SSD_FULL_RESNET_DIR"]
+fn full_size_training_steps_match_pytorch_in_float64() {
+    let mut flex = Device::flex();
+    flex.configure(FloatDType::F64)
+        .expect("the first use of the Flex device in this process");
+    for (var, net) in [("SSD_FULL_LITE_DIR", LITE), ("SSD_FULL_RESNET_DIR", RESNET)] {
+        let dir = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+        training_step_matches_in_float64(&net.full_size(dir), &flex);
+    }
+}

@@ -35,11 +35,12 @@ pub const BATCH: usize = 2;
 pub const CLASSES: usize = 6;
 
 /// One fixture network.
+#[derive(Clone, Copy)]
 pub struct TorchNet {
-    /// Folder under `tests/fixtures`.
+    /// Folder under `tests/fixtures`, or an absolute path.
     pub dir: &'static str,
-    /// The network the fixture was built with.
-    pub config: fn() -> SsdConfig,
+    /// The network the fixture was built with; `None`: read from `model.pth`'s shapes.
+    pub config: Option<fn() -> SsdConfig>,
     /// Input side.
     pub size: usize,
     /// Priors.
@@ -61,7 +62,7 @@ pub struct TorchNet {
 /// the VGG fixture covers the mining).
 pub const LITE: TorchNet = TorchNet {
     dir: "ssdlite_reduced",
-    config: lite_config,
+    config: Some(lite_config),
     size: 320,
     priors: 3234,
     neg_pos_ratio: 1000.0,
@@ -74,7 +75,7 @@ pub const LITE: TorchNet = TorchNet {
 /// NVIDIA's SSD300 at stem width 16, with the paper's 3:1 hard negatives.
 pub const RESNET: TorchNet = TorchNet {
     dir: "resnet_reduced",
-    config: resnet_config,
+    config: Some(resnet_config),
     size: 300,
     priors: 8732,
     neg_pos_ratio: 3.0,
@@ -126,7 +127,28 @@ impl TorchNet {
     }
 
     pub fn reduced_config(&self) -> SsdConfig {
-        (self.config)()
+        match self.config {
+            Some(config) => config(),
+            None => {
+                let entries = ssd_model::pth_entries(&self.fixture("model.pth")).expect("keys");
+                SsdConfig::from_state_dict(&entries).expect("a configuration")
+            }
+        }
+    }
+
+    /// The same network written at full size by the fixture script's `--full DIR` into `dir`
+    /// (an absolute path), its configuration read from the file.
+    pub fn full_size(&self, dir: String) -> TorchNet {
+        TorchNet {
+            dir: Box::leak(dir.into_boxed_str()),
+            config: None,
+            ..*self
+        }
+    }
+
+    /// Classes of the fixture's network, background included.
+    pub fn classes(&self) -> usize {
+        self.reduced_config().num_classes
     }
 
     pub fn expected(&self) -> BTreeMap<String, HostTensor> {
@@ -156,7 +178,7 @@ impl TorchNet {
     /// The MultiBox loss of the fixture's targets.
     pub fn loss(&self, loc: Tensor<3>, conf: Tensor<3>, device: &Device) -> LossParts {
         let p = self.priors;
-        let (labels, locations) = targets(CLASSES as i64, p);
+        let (labels, locations) = targets(self.classes() as i64, p);
         let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [BATCH, p]), device);
         let locations = Tensor::<3>::from_data(TensorData::new(locations, [BATCH, p, 4]), device);
         MultiBoxLoss {
@@ -171,7 +193,7 @@ impl TorchNet {
         let (model, report) = self.load(device, "model.pth");
         let expected = self.expected();
         let (loc, conf) = model.forward(self.input(device));
-        assert_eq!(conf.dims(), [BATCH, self.priors, CLASSES]);
+        assert_eq!(conf.dims(), [BATCH, self.priors, self.classes()]);
         let loc_diff = max_diff(&every_7th(loc.clone()), &expected["train_loc_sub"].0);
         let conf_diff = max_diff(&every_7th(conf.clone()), &expected["train_conf_sub"].0);
         let loss = self.loss(loc, conf, device);
