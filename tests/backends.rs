@@ -403,3 +403,27 @@ fn reduced_ssd300_sgd_step_matches_pytorch_on_wgpu() {
     eprintln!("wgpu: {p:?}");
     assert!(p.weight_diff() < 1e-5, "wgpu: {p:?}");
 }
+
+#[path = "../crates/ssd-model/tests/common/torch_net.rs"]
+mod torch_net;
+
+/// SSDLite320 (torchvision's modules) and NVIDIA's ResNet-50 SSD300 (the written reference) of
+/// `crates/ssd-model/tests/common/torch_net.rs` on every backend, in evaluation mode: outputs
+/// within 1e-4 of PyTorch's float64 result (depthwise and grouped convolutions, hard-swish,
+/// squeeze-excitation, residual sums, batch norm with running statistics). Training is checked
+/// on Flex by the ssd-model crate's tests.
+#[test]
+fn other_bases_match_pytorch_on_every_backend() {
+    for (backend, _) in devices() {
+        let device = backend.device().expect("available");
+        for net in [torch_net::LITE, torch_net::RESNET] {
+            let (loc, conf) = net.evaluation_diff(&device);
+            eprintln!("{backend} {}: loc {loc:e}, conf {conf:e}", net.dir);
+            assert!(
+                loc < 1e-4 && conf < 1e-4,
+                "{backend} {}: {loc:e} {conf:e}",
+                net.dir
+            );
+        }
+    }
+}

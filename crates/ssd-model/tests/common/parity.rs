@@ -26,9 +26,13 @@ pub const SIZE: usize = 300;
 pub const PRIORS: usize = 8732;
 
 pub fn fixture(name: &str) -> PathBuf {
-    // Included from the ssd-model crate's tests and from the workspace root's tests/backends.rs,
-    // whose binary may also run from another checkout (scripts/gpu-check.sh): try the crate
-    // folder at build time, then from the working directory.
+    crate_dir().join(FIXTURES).join(name)
+}
+
+/// The ssd-model crate's folder. Included from the crate's tests and from the workspace root's
+/// tests/backends.rs, whose binary may also run from another checkout (scripts/gpu-check.sh):
+/// try the crate folder at build time, then from the working directory.
+pub fn crate_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cwd = std::env::current_dir().unwrap_or_default();
     let candidates = [
@@ -37,11 +41,11 @@ pub fn fixture(name: &str) -> PathBuf {
         cwd.join("crates/ssd-model"),
         cwd,
     ];
-    let dir = candidates
+    candidates
         .iter()
         .find(|d| d.join(FIXTURES).exists())
-        .unwrap_or(&candidates[0]);
-    dir.join(FIXTURES).join(name)
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// The reduced SSD300 of the fixture script (`REDUCED`).

@@ -15,7 +15,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
@@ -27,7 +27,7 @@ use ssd_model::{
     MultiBoxLoss, PthLayout, ResNetBase, Ssd, SsdConfig, read_pth_tensors,
 };
 
-use super::parity::{every_7th, hashed_unit, max_diff, targets, values};
+use super::parity::{crate_dir, every_7th, hashed_unit, max_diff, targets, values};
 
 /// Batch of the fixture input.
 pub const BATCH: usize = 2;
@@ -120,10 +120,7 @@ fn resnet_config() -> SsdConfig {
 
 impl TorchNet {
     pub fn fixture(&self, name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(self.dir)
-            .join(name)
+        crate_dir().join("tests/fixtures").join(self.dir).join(name)
     }
 
     pub fn reduced_config(&self) -> SsdConfig {
@@ -185,6 +182,20 @@ impl TorchNet {
             neg_pos_ratio: self.neg_pos_ratio,
         }
         .forward(loc, conf, labels, locations)
+    }
+
+    /// `model.pth` on `device` in evaluation mode: the largest differences of `loc` and `conf`
+    /// from the reference.
+    pub fn evaluation_diff(&self, device: &Device) -> (f32, f32) {
+        let (model, _) = self.load(device, "model.pth");
+        let expected = self.expected();
+        let (loc, conf) = model.forward(self.input(device));
+        assert_eq!(loc.dims(), [BATCH, self.priors, 4]);
+        assert_eq!(conf.dims(), [BATCH, self.priors, self.classes()]);
+        (
+            max_diff(&every_7th(loc), &expected["loc_sub"].0),
+            max_diff(&every_7th(conf), &expected["conf_sub"].0),
+        )
     }
 
     /// `model.pth` on `device` (an autodiff one), its outputs in training mode and their
