@@ -17,8 +17,8 @@
 mod common;
 
 use burn::tensor::Device;
-use common::parity::{every_7th, max_diff};
-use common::torch_net::{BATCH, CLASSES, LITE, RESNET, TorchNet};
+use common::parity::max_diff;
+use common::torch_net::{CLASSES, LITE, RESNET, TorchNet};
 use ssd_model::{BaseConfig, LoadMode, SsdConfig};
 
 /// Largest accepted difference of a raw output from the float64 reference.
