@@ -9,7 +9,8 @@ batch norms' scales, shifts and running statistics; runs it on the parity input 
 
   <out>/model.pth      the state dict (torchvision's `ssdlite320_mobilenet_v3_large` keys)
   <out>/expected.pth   in evaluation mode: `loc_sub` and `conf_sub` (every 7th prior of the raw
-                       head outputs), `priors` (the default boxes, cx cy w h in [0, 1]);
+                       head outputs), `priors` (the default boxes, cx cy w h in [0, 1]),
+                       torchvision's final detections (`det.*`, see `final_detections`);
                        in training mode (batch statistics): `train_loc_sub`, `train_conf_sub`,
                        `loss_loc`, `loss_conf` ([1] each) of the MultiBox loss on the fixed targets
                        (every negative kept: no hard-negative cut); `f32_error.*`: how far
@@ -143,7 +144,8 @@ def main():
     r32 = run(model, anchors, x, labels, loc_t, torch.float32)
     num_priors = r64["loc"].shape[1]
     assert r64["priors"].shape == (num_priors, 4), (r64["priors"].shape, num_priors)
-    expected, worst = write_reference(out, r64, r32, initial, r64["priors"])
+    expected, worst = write_reference(out, r64, r32, initial, r64["priors"],
+                                      final_detections(model, anchors, x, r32, classes))
     print("wrote %s: C4 block %d, maps %s, %d priors, loss_loc %.6f loss_conf %.6f, |loc| max %.3f, "
           "|conf| max %.3f, %d parameters; float32 vs float64: outputs %.2e, step %.2e (%s)" % (
               out, c4, r64["sizes"], num_priors, r64["loss_loc"].item(), r64["loss_conf"].item(),
@@ -152,7 +154,30 @@ def main():
               max(expected["f32_error." + k].item() for k in ("loc", "conf")), worst[0], worst[1]))
 
 
-def write_reference(out, r64, r32, initial, priors):
+def final_detections(model, anchors, x, r32, classes):
+    """torchvision's own post-processing (`SSD.postprocess_detections` with
+    `ssdlite320_mobilenet_v3_large`'s settings: score 0.001, 300 candidates per class, NMS 0.55,
+    300 per image) of PyTorch's float32 evaluation outputs on the 320x320 input: `det_loc` and
+    `det_conf` (those outputs, whole) and `det.B` (`[K, 6]`: x1, y1, x2, y2 in pixels, score,
+    label) for each image."""
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.models.detection.ssd import SSD
+
+    ssd = SSD(model.backbone, anchors, (SIZE, SIZE), classes, head=model.head, score_thresh=0.001,
+              nms_thresh=0.55, detections_per_img=300, topk_candidates=300).eval()
+    shapes = [(SIZE, SIZE)] * BATCH
+    with torch.no_grad():
+        features = list(model.backbone(x).values())
+        image_anchors = anchors(ImageList(x, shapes), features)
+        found = ssd.postprocess_detections({"bbox_regression": r32["loc"], "cls_logits": r32["conf"]},
+                                           image_anchors, shapes)
+    out = {"det_loc": r32["loc"].float().contiguous(), "det_conf": r32["conf"].float().contiguous()}
+    for b, d in enumerate(found):
+        out["det.%d" % b] = torch.cat([d["boxes"], d["scores"][:, None], d["labels"][:, None].float()], 1).contiguous()
+    return out
+
+
+def write_reference(out, r64, r32, initial, priors, extra=None):
     """Writes `expected.pth` (every 7th prior of the float64 outputs, the default boxes, the
     losses and PyTorch float32's distance from them: outputs in absolute terms, each state entry
     after the step as ||w32 - w64|| / ||w64 - w0|| (relative to its update), and the largest
@@ -180,6 +205,7 @@ def write_reference(out, r64, r32, initial, priors):
         worst = max(worst, (error, name))
         step_abs = max(step_abs, (w32 - w64).abs().max().item())
     expected["f32_error.step_abs"] = torch.tensor([step_abs], dtype=torch.float32)
+    expected.update(extra or {})
     torch.save(expected, os.path.join(out, "expected.pth"))
     torch.save({k: (v.float() if v.is_floating_point() else v) for k, v in r64["state"].items()},
                os.path.join(out, "updated.pth"))

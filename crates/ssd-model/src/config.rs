@@ -613,6 +613,15 @@ impl SsdConfig {
         }
     }
 
+    /// Whether detection clips decoded boxes to the image before NMS, as torchvision's
+    /// `SSD.postprocess_detections` does, rather than after it, as amdegroot, lufficc and NVIDIA
+    /// do. Networks in torchvision's conventions are those with its default boxes, clipped in size
+    /// only ([`ssd_core::PriorClip::Sizes`]: SSDLite320, and SSD300 with torchvision's
+    /// `ssd300_vgg16` boxes).
+    pub fn clips_before_nms(&self) -> bool {
+        self.priors.clip == ssd_core::PriorClip::Sizes
+    }
+
     /// Number of priors `P` (rows of `loc` and `conf`).
     pub fn num_priors(&self) -> usize {
         self.priors.num_priors()

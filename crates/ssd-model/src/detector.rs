@@ -146,7 +146,8 @@ impl Detector {
             .unwrap_or_default();
         let priors = config.priors.priors().map_err(crate::ConfigError::Priors)?;
         Ok(Self {
-            processor: PostProcessor::new(priors, config.test_post_process()),
+            processor: PostProcessor::new(priors, config.test_post_process())
+                .with_clip_before_nms(config.clips_before_nms()),
             transform: Augment::eval(config.input_size() as u32)
                 .normalized(config.mean_rgb, config.std_rgb),
             model,

@@ -65,6 +65,7 @@ pub struct PostProcessor {
     priors: Vec<CenterBox>,
     coder: BoxCoder,
     config: PostProcessConfig,
+    clip_before_nms: bool,
 }
 
 impl PostProcessor {
@@ -75,7 +76,16 @@ impl PostProcessor {
             priors,
             coder: BoxCoder::default(),
             config,
+            clip_before_nms: false,
         }
+    }
+
+    /// Whether decoded boxes are clipped to the image before NMS (torchvision's
+    /// `SSD.postprocess_detections`; see [`crate::SsdConfig::clips_before_nms`]) rather than
+    /// after it (amdegroot, lufficc, NVIDIA). Either way the detections are clipped.
+    pub fn with_clip_before_nms(mut self, clip: bool) -> Self {
+        self.clip_before_nms = clip;
+        self
     }
 
     /// The thresholds.
@@ -168,13 +178,16 @@ impl PostProcessor {
             .chunks_exact(p * row)
             .zip(original_sizes)
             .zip(configs)
-            .map(|((image, size), config)| Self::detect_one(config, image, row, c, *size))
+            .map(|((image, size), config)| {
+                Self::detect_one(config, self.clip_before_nms, image, row, c, *size)
+            })
             .collect())
     }
 
     /// Per class: threshold, top k, NMS; then the best `top_k` over all classes.
     fn detect_one(
         cfg: &PostProcessConfig,
+        clip_before_nms: bool,
         image: &[f32],
         row: usize,
         classes: usize,
@@ -182,7 +195,10 @@ impl PostProcessor {
     ) -> Vec<Detection> {
         let boxes: Vec<CornerBox> = image
             .chunks_exact(row)
-            .map(|r| CornerBox::new(r[0], r[1], r[2], r[3]))
+            .map(|r| {
+                let b = CornerBox::new(r[0], r[1], r[2], r[3]);
+                if clip_before_nms { b.clamp_unit() } else { b }
+            })
             .collect();
         let mut out: Vec<Detection> = Vec::new();
         let mut candidates: Vec<usize> = Vec::new();

@@ -238,3 +238,43 @@ fn full_size_networks_match_pytorch() {
         training_outputs_and_loss_match(&net);
     }
 }
+
+/// torchvision's final detections (`SSD.postprocess_detections` with
+/// `ssdlite320_mobilenet_v3_large`'s settings, run by `tools/make_lite_fixtures.py` on PyTorch's
+/// float32 outputs) against ours from the same outputs with SSDLite's test settings: the same
+/// detections in the same order, scores within 1e-6, boxes within 1e-3 pixels of 320.
+#[test]
+fn lite_final_detections_match_torchvisions_postprocessing() {
+    use burn::tensor::{Tensor, TensorData};
+    let expected = LITE.expected();
+    let device = Device::flex();
+    let (n, p) = (common::torch_net::BATCH, LITE.priors);
+    let tensor = |key: &str, k: usize| {
+        Tensor::<3>::from_data(TensorData::new(expected[key].0.clone(), [n, p, k]), &device)
+    };
+    let config = LITE.reduced_config();
+    let post = ssd_model::PostProcessor::new(
+        config.priors.priors().expect("priors"),
+        config.test_post_process(),
+    )
+    .with_clip_before_nms(config.clips_before_nms());
+    let side = LITE.size as u32;
+    let found = post
+        .detect(
+            tensor("det_loc", 4),
+            tensor("det_conf", CLASSES),
+            &vec![[side, side]; n],
+        )
+        .expect("detections");
+    for (b, ours) in found.iter().enumerate() {
+        let theirs: Vec<&[f32]> = expected[&format!("det.{b}")].0.chunks(6).collect();
+        assert_eq!(ours.len(), theirs.len(), "image {b}");
+        for (i, (d, t)) in ours.iter().zip(&theirs).enumerate() {
+            let box_diff = max_diff(&d.bbox, &t[..4]);
+            assert!(
+                d.label == t[5] as usize && (d.score - t[4]).abs() < 1e-6 && box_diff < 1e-3,
+                "image {b}, detection {i}: ours {d:?}, torchvision's {t:?}"
+            );
+        }
+    }
+}

@@ -698,7 +698,12 @@ fn detections(
     let half = g.node("Div", &[&wh, &two], vec![]);
     let low = g.node("Sub", &[&centre, &half], vec![]);
     let high = g.node("Add", &[&centre, &half], vec![]);
-    let boxes = g.node("Concat", &[&low, &high], vec![int("axis", 2)]);
+    let mut boxes = g.node("Concat", &[&low, &high], vec![int("axis", 2)]);
+    if config.clips_before_nms() {
+        let zero = g.constant_f32(&[], &[0.0]);
+        let one = g.constant_f32(&[], &[1.0]);
+        boxes = g.node("Clip", &[&boxes, &zero, &one], vec![]);
+    }
     // Scores per (image, foreground class): [N * (C - 1), P].
     let probs = g.node("Softmax", &[conf], vec![int("axis", 2)]);
     let probs = g.node("Transpose", &[&probs], vec![ints("perm", &[0, 2, 1])]);
