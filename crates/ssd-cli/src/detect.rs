@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 use ssd_data::{ClassList, load_rgb};
-use ssd_model::{Detector, PostProcessConfig};
+use ssd_model::{Detector, ImageDetections, PostProcessConfig};
 
 use crate::render::{Labelled, draw_detections, save_image_atomically};
 use ssd_backend::Backend;
@@ -19,9 +19,25 @@ pub struct DetectArgs {
     /// amdegroot, torchvision (SSD300, SSDLite320), lufficc or NVIDIA (SSD300 v1.1) layout.
     #[arg(long)]
     pub trained_model: PathBuf,
-    /// An image, or a folder of images (`.jpg`, `.jpeg`, `.png`).
+    /// An image, a folder of images (`.jpg`, `.jpeg`, `.png`), or a list file of image paths
+    /// (one per line, relative to the list's folder; `#` lines skipped).
     #[arg(long)]
     pub test_image: PathBuf,
+    /// Take shard K of N (K from 0) of the images, in their stable order (every N-th from K):
+    /// N processes on N machines split a job without talking to each other. Without it, a
+    /// Slurm array job's `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN`) of
+    /// `SLURM_ARRAY_TASK_COUNT` is used; in a Kubernetes Indexed Job pass
+    /// `--shard $(JOB_COMPLETION_INDEX)/N`.
+    #[arg(long, value_name = "K/N", value_parser = ssd_data::jobs::Shard::parse)]
+    pub shard: Option<ssd_data::jobs::Shard>,
+    /// Append one JSON line per image to this file (flushed as each image is done) instead of
+    /// printing them; a rerun with the same file skips the images it already holds, and a line
+    /// torn by a killed run is redone. Annotated copies then only with `--draw`.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// With `--jsonl`: also write the annotated copies to `--output`.
+    #[arg(long)]
+    pub draw: bool,
     /// The post-processing thresholds.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -88,50 +104,76 @@ pub fn load_detector(
     )?)
 }
 
-/// The images of `path`: the file itself, or a folder's images in name order.
-pub fn image_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !path.exists() {
-        bail!("--test-image {} not found", path.display());
-    }
-    if !path.is_dir() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("cannot list {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("--test-image {}: no .jpg/.jpeg/.png files", path.display());
-    }
-    Ok(files)
-}
-
 /// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`. In a folder, an image
 /// that cannot be read is reported and skipped; the command then fails at the end.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     let post = args.thresholds.post_process()?;
     let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
         .with_post_process(post);
-    let files = image_files(&args.test_image)?;
+    let files = ssd_data::jobs::job_inputs(&args.test_image)
+        .with_context(|| format!("--test-image {}", args.test_image.display()))?;
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => ssd_data::jobs::Shard::from_slurm(|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!("shard from the environment: {e}"))?,
+    };
+    let several = files.len() > 1;
+    let files = match shard {
+        Some(shard) => {
+            let all = files.len();
+            let share = shard.select(files);
+            eprintln!(
+                "shard {}/{}: {} of {all} images",
+                shard.index,
+                shard.count,
+                share.len()
+            );
+            share
+        }
+        None => files,
+    };
+    let mut log = match &args.jsonl {
+        Some(path) => Some(ssd_data::jobs::ResultsLog::open(path)?),
+        None => None,
+    };
+    let draw = log.is_none() || args.draw;
     let mut failed = 0;
     let mut written = 0;
+    let mut skipped = 0;
     for (file, output) in files.iter().zip(output_names(&files, &args.output)) {
-        match annotate(&detector, file, &output, true) {
-            Ok(()) => written += 1,
-            Err(e) if files.len() > 1 => {
+        let name = file.display().to_string();
+        if log.as_ref().is_some_and(|l| l.done().contains(&name)) {
+            skipped += 1;
+            continue;
+        }
+        match annotate(&detector, file, draw.then_some(output.as_path())) {
+            Ok(report) => {
+                let line = serde_json::to_value(&report)?;
+                match &mut log {
+                    Some(log) => log.append(&[line])?,
+                    None => println!("{line}"),
+                }
+                written += 1;
+            }
+            Err(e) if several => {
                 eprintln!("skipped: {}", crate::error_line(&e));
                 failed += 1;
             }
             Err(e) => return Err(e),
         }
     }
-    eprintln!("{written} image(s) annotated in {}", args.output.display());
+    match &args.jsonl {
+        Some(path) => eprintln!(
+            "{written} image(s) detected into {}{}",
+            path.display(),
+            if skipped > 0 {
+                format!(" ({skipped} already there)")
+            } else {
+                String::new()
+            }
+        ),
+        None => eprintln!("{written} image(s) annotated in {}", args.output.display()),
+    }
     if failed > 0 {
         bail!(
             "{failed} of {} images could not be read (named above)",
@@ -181,21 +223,25 @@ pub fn annotate_files(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let outputs = output_names(files, output);
     for (file, out) in files.iter().zip(&outputs) {
-        annotate(detector, file, out, false)?;
+        annotate(detector, file, Some(out))?;
     }
     Ok(outputs)
 }
 
-/// Detects objects in `file`, writes the annotated copy to `output` and, with `print`, one JSON
-/// line on stdout.
-fn annotate(detector: &Detector, file: &Path, output: &Path, print: bool) -> anyhow::Result<()> {
+/// Detects objects in `file` and, given an `output`, writes the annotated copy there; returns
+/// the image's report.
+fn annotate(
+    detector: &Detector,
+    file: &Path,
+    output: Option<&Path>,
+) -> anyhow::Result<ImageDetections> {
     let image = load_rgb(file)?;
     let size = [image.width(), image.height()];
     let found = detector.detect(std::slice::from_ref(&image))?;
     let report = detector.describe(&file.display().to_string(), size, &found[0]);
-    if print {
-        println!("{}", serde_json::to_string(&report)?);
-    }
+    let Some(output) = output else {
+        return Ok(report);
+    };
     let boxes: Vec<Labelled> = report
         .detections
         .iter()
@@ -207,7 +253,8 @@ fn annotate(detector: &Detector, file: &Path, output: &Path, print: bool) -> any
         .collect();
     let mut canvas = image;
     draw_detections(&mut canvas, &boxes);
-    save_image_atomically(&canvas, output)
+    save_image_atomically(&canvas, output)?;
+    Ok(report)
 }
 
 #[cfg(test)]

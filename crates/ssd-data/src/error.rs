@@ -199,6 +199,22 @@ pub enum DataError {
         /// Its missing folder.
         folder: PathBuf,
     },
+    /// A folder or list file of a job without a single image.
+    #[error("{}: no images (.jpg, .jpeg, .png files, or paths one per line)", path.display())]
+    NoImages {
+        /// The folder or list file.
+        path: PathBuf,
+    },
+    /// A line of a list file or results file that cannot be one.
+    #[error("{}:{line}: {reason}", path.display())]
+    BadImageList {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl DataError {

@@ -56,6 +56,7 @@ mod dataset;
 mod error;
 mod image_io;
 mod image_set;
+pub mod jobs;
 mod loader;
 pub mod output;
 mod rng;
