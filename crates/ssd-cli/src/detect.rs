@@ -133,7 +133,12 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         None => files,
     };
     let mut log = match &args.jsonl {
-        Some(path) => Some(ssd_data::jobs::ResultsLog::open(path)?),
+        Some(path) => {
+            // Appended to, never replaced; but never an input, a link or anything but a file.
+            let inputs = [args.trained_model.as_path(), args.test_image.as_path()];
+            ssd_data::output::check_output(path, true, inputs)?;
+            Some(ssd_data::jobs::ResultsLog::open(path)?)
+        }
         None => None,
     };
     let draw = log.is_none() || args.draw;

@@ -149,6 +149,13 @@ fn three_shards_give_the_unsharded_lines_exactly_once() {
         .output()
         .expect("runs");
     assert!(!bad.status.success() && text(&bad.stderr).contains("K must be in 0..N"));
+    // The results never go into an input: the list file is left as it was.
+    let before = std::fs::read(&list).expect("list");
+    let bad = detect(&dir, &list, &["--jsonl", list.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success(), "{}", text(&bad.stderr));
+    assert_eq!(std::fs::read(&list).expect("list"), before);
     let _ = std::fs::remove_dir_all(dir);
 }
 
