@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 use ssd_data::{ClassList, load_rgb};
-use ssd_model::{Detector, ImageDetections, PostProcessConfig};
+use ssd_model::{
+    Detector, Engine, EngineKind, ImageDetections, OrtOptions, OrtProvider, PostProcessConfig,
+    Precision,
+};
 
 use crate::render::{Labelled, draw_detections, save_image_atomically};
 use ssd_backend::Backend;
@@ -47,9 +50,114 @@ pub struct DetectArgs {
     /// Where the annotated images go (`p_<name>.jpg`).
     #[arg(long, default_value = "results/images")]
     pub output: PathBuf,
-    /// Backend (default: the first compiled in).
+    /// Images per batch of the network, at least 1.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Threads decoding and resizing images while the network runs, 1 to 256.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// What runs the network.
+    #[command(flatten)]
+    pub inference: InferenceArgs,
+}
+
+/// The flags that choose what runs the network, shared by `ssd detect`, `ssd eval` and
+/// `ssd serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InferenceArgs {
+    /// Backend (default: the first compiled in). With `--engine onnxruntime` it runs only the
+    /// post-processing.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+    /// What runs the network: `burn` (on `--backend`) or `onnxruntime` (ONNX Runtime's shared
+    /// library, 1.24 or newer: `--onnxruntime-lib`, else ORT_DYLIB_PATH, else the install
+    /// scripts' copy under $SSD_CACHE, else the system's `libonnxruntime.so`). With
+    /// `onnxruntime` the model may also be an `.onnx` file `ssd export` wrote.
+    #[arg(long, value_enum, default_value = "burn")]
+    pub engine: EngineKind,
+    /// Threads of one inference (default: ONNX Runtime's, one per core; for Burn, Flex's
+    /// thread pool).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// ONNX Runtime's execution provider (`openvino`, `cuda` and `tensorrt` need the library of
+    /// PyPI's onnxruntime-openvino or onnxruntime-gpu).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub provider: OrtProvider,
+    /// Precision of ONNX Runtime's matrix products: `bf16` runs them through OpenVINO in
+    /// bfloat16 where the CPU has bf16 matrix units (Intel AMX, AVX512-BF16), fp32 elsewhere.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: Precision,
+    /// ONNX Runtime's shared library (`libonnxruntime.so.1.*`).
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+impl InferenceArgs {
+    /// The engine these flags ask for; ONNX Runtime's flags without `--engine onnxruntime` are
+    /// an error naming them.
+    pub fn engine(&self) -> anyhow::Result<Engine> {
+        match self.engine {
+            EngineKind::Burn => {
+                let ort_only = [
+                    (self.provider != OrtProvider::Cpu, "--provider"),
+                    (self.precision != Precision::Fp32, "--precision"),
+                    (self.onnxruntime_lib.is_some(), "--onnxruntime-lib"),
+                ];
+                if let Some((_, flag)) = ort_only.iter().find(|(set, _)| *set) {
+                    bail!("{flag} is a setting of ONNX Runtime: add --engine onnxruntime");
+                }
+                Ok(Engine::Burn)
+            }
+            EngineKind::Onnxruntime => Ok(Engine::OnnxRuntime(OrtOptions {
+                library: self.onnxruntime_lib.clone(),
+                threads: self.threads,
+                provider: self.provider,
+                precision: self.precision,
+            })),
+        }
+    }
+
+    /// `--threads` for Burn's CPU backend: the size of the thread pool Flex computes on (set
+    /// once, before the first tensor operation).
+    pub fn apply_threads(&self) -> anyhow::Result<()> {
+        if let (Some(threads), EngineKind::Burn) = (self.threads, self.engine) {
+            if threads == 0 {
+                bail!("--threads must be at least 1");
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build_global()
+                .map_err(|e| anyhow::anyhow!("--threads {threads}: {e}"))?;
+        }
+        if self.threads == Some(0) {
+            bail!("--threads must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Loads `--trained-model` (with `--classes` when given) on the engine and backend these
+    /// flags name.
+    pub fn load(&self, path: &Path, classes: Option<&Path>) -> anyhow::Result<Detector> {
+        let engine = self.engine()?;
+        self.apply_threads()?;
+        let classes = classes.map(ClassList::from_file).transpose()?;
+        let device = inference_device(self.backend)?;
+        Ok(Detector::load_on(path, classes, &device, &engine)?)
+    }
+
+    /// What runs the network, for reports: `flex`, or `onnxruntime cpu fp32 (post-processing
+    /// on flex)`.
+    pub fn describe(&self, detector: &Detector) -> anyhow::Result<String> {
+        let backend = Backend::chosen(self.backend)?;
+        Ok(match self.engine {
+            EngineKind::Burn => backend.name().to_owned(),
+            EngineKind::Onnxruntime => format!(
+                "{} (post-processing on {})",
+                detector.engine(),
+                backend.name()
+            ),
+        })
+    }
 }
 
 /// The post-processing flags of `ssd detect`, `ssd serve` and `ssd export --postprocess`.
@@ -90,7 +198,7 @@ pub fn inference_device(backend: Option<Backend>) -> anyhow::Result<Device> {
     Ok(backend.device()?)
 }
 
-/// Loads `--trained-model` (with `--classes` when given) on the backend's device.
+/// Loads `--trained-model` (with `--classes` when given) on the backend's device, run by Burn.
 pub fn load_detector(
     path: &Path,
     classes: Option<&Path>,
@@ -104,11 +212,21 @@ pub fn load_detector(
     )?)
 }
 
-/// Runs `ssd detect`: JSON lines on stdout, annotated images in `--output`. In a folder, an image
-/// that cannot be read is reported and skipped; the command then fails at the end.
+/// Runs `ssd detect`: JSON lines on stdout (or appended to `--jsonl`), annotated images in
+/// `--output`. Images are decoded and resized by `--workers` threads, batch after batch in input
+/// order, while the network runs the batch before. An image that cannot be read is reported and
+/// skipped when there are several; the command then fails at the end.
 pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     let post = args.thresholds.post_process()?;
-    let detector = load_detector(&args.trained_model, args.classes.as_deref(), args.backend)?
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if !(1..=256).contains(&args.workers) {
+        bail!("--workers must be 1 to 256, not {}", args.workers);
+    }
+    let detector = args
+        .inference
+        .load(&args.trained_model, args.classes.as_deref())?
         .with_post_process(post);
     let files = ssd_data::jobs::job_inputs(&args.test_image)
         .with_context(|| format!("--test-image {}", args.test_image.display()))?;
@@ -142,31 +260,97 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         None => None,
     };
     let draw = log.is_none() || args.draw;
+    let outputs = output_names(&files, &args.output);
+    let todo: Vec<(PathBuf, PathBuf)> = files
+        .iter()
+        .zip(outputs)
+        .filter(|(file, _)| {
+            let name = file.display().to_string();
+            !log.as_ref().is_some_and(|l| l.done().contains(&name))
+        })
+        .map(|(file, output)| (file.clone(), output))
+        .collect();
+    let skipped = files.len() - todo.len();
+    let bar = log
+        .as_ref()
+        .map(|_| crate::eval::progress_bar(todo.len() as u64, "detecting"));
     let mut failed = 0;
     let mut written = 0;
-    let mut skipped = 0;
-    for (file, output) in files.iter().zip(output_names(&files, &args.output)) {
-        let name = file.display().to_string();
-        if log.as_ref().is_some_and(|l| l.done().contains(&name)) {
-            skipped += 1;
-            continue;
-        }
-        match annotate(&detector, file, draw.then_some(output.as_path())) {
-            Ok(report) => {
-                let line = serde_json::to_value(&report)?;
-                match &mut log {
-                    Some(log) => log.append(&[line])?,
-                    None => println!("{line}"),
+    let batches: Vec<&[(PathBuf, PathBuf)]> = todo.chunks(args.batch_size).collect();
+    let transform = detector.preprocessor();
+    let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Worker w prepares batches w, w + W, ...; one batch waits in each worker's channel.
+        let workers = args.workers.min(batches.len().max(1));
+        let mut receivers = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            receivers.push(receiver);
+            let batches = &batches;
+            scope.spawn(move || {
+                for batch in batches.iter().skip(w).step_by(workers) {
+                    let prepared: Vec<anyhow::Result<Prepared>> = batch
+                        .iter()
+                        .map(|(file, _)| prepare(transform, file, draw))
+                        .collect();
+                    if sender.send(prepared).is_err() {
+                        return; // the consumer stopped on an error
+                    }
                 }
-                written += 1;
-            }
-            Err(e) if several => {
-                eprintln!("skipped: {}", crate::error_line(&e));
-                failed += 1;
-            }
-            Err(e) => return Err(e),
+            });
         }
+        for (b, batch) in batches.iter().enumerate() {
+            let prepared = receivers[b % workers]
+                .recv()
+                .map_err(|_| anyhow::anyhow!("an image decoding thread stopped"))?;
+            let mut ready = Vec::with_capacity(batch.len());
+            let mut pixels = Vec::new();
+            for ((file, output), item) in batch.iter().zip(prepared) {
+                match item {
+                    Ok(mut item) => {
+                        pixels.append(&mut item.pixels);
+                        ready.push((file, output, item));
+                    }
+                    Err(e) if several => {
+                        let line = format!("skipped: {}", crate::error_line(&e));
+                        match &bar {
+                            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                            None => eprintln!("{line}"),
+                        }
+                        failed += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let sizes: Vec<[u32; 2]> = ready.iter().map(|(_, _, i)| i.size).collect();
+            let configs = vec![post; sizes.len()];
+            let found = detector.detect_preprocessed(pixels, &sizes, &configs)?;
+            let mut lines = Vec::with_capacity(ready.len());
+            for ((file, output, item), found) in ready.into_iter().zip(found) {
+                let report = detector.describe(&file.display().to_string(), item.size, &found);
+                if let Some(image) = item.image {
+                    draw_report(image, &report, output)?;
+                }
+                lines.push(serde_json::to_value(&report)?);
+            }
+            written += lines.len();
+            match &mut log {
+                Some(log) => log.append(&lines)?,
+                None => {
+                    for line in &lines {
+                        println!("{line}");
+                    }
+                }
+            }
+            if let Some(bar) = &bar {
+                bar.inc(batch.len() as u64);
+            }
+        }
+        Ok(())
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
     }
+    outcome?;
     match &args.jsonl {
         Some(path) => eprintln!(
             "{written} image(s) detected into {}{}",
@@ -186,6 +370,27 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// An image ready for the network: its input, original size and, to draw on, the image.
+struct Prepared {
+    pixels: Vec<f32>,
+    size: [u32; 2],
+    image: Option<image::RgbImage>,
+}
+
+/// Decodes and resizes `file` for the network.
+fn prepare(
+    transform: &ssd_data::Augment,
+    file: &Path,
+    keep_image: bool,
+) -> anyhow::Result<Prepared> {
+    let image = load_rgb(file)?;
+    Ok(Prepared {
+        pixels: transform.resize(&image),
+        size: [image.width(), image.height()],
+        image: keep_image.then_some(image),
+    })
 }
 
 /// `output/p_<stem>.jpg` for each file, unique whatever the input names: files that share a
@@ -228,25 +433,21 @@ pub fn annotate_files(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let outputs = output_names(files, output);
     for (file, out) in files.iter().zip(&outputs) {
-        annotate(detector, file, Some(out))?;
+        let image = load_rgb(file)?;
+        let size = [image.width(), image.height()];
+        let found = detector.detect(std::slice::from_ref(&image))?;
+        let report = detector.describe(&file.display().to_string(), size, &found[0]);
+        draw_report(image, &report, out)?;
     }
     Ok(outputs)
 }
 
-/// Detects objects in `file` and, given an `output`, writes the annotated copy there; returns
-/// the image's report.
-fn annotate(
-    detector: &Detector,
-    file: &Path,
-    output: Option<&Path>,
-) -> anyhow::Result<ImageDetections> {
-    let image = load_rgb(file)?;
-    let size = [image.width(), image.height()];
-    let found = detector.detect(std::slice::from_ref(&image))?;
-    let report = detector.describe(&file.display().to_string(), size, &found[0]);
-    let Some(output) = output else {
-        return Ok(report);
-    };
+/// Draws `report`'s boxes on `image` and saves it to `output`.
+fn draw_report(
+    mut image: image::RgbImage,
+    report: &ImageDetections,
+    output: &Path,
+) -> anyhow::Result<()> {
     let boxes: Vec<Labelled> = report
         .detections
         .iter()
@@ -256,10 +457,9 @@ fn annotate(
             caption: format!("{} {:.2}", d.class, d.score),
         })
         .collect();
-    let mut canvas = image;
-    draw_detections(&mut canvas, &boxes);
-    save_image_atomically(&canvas, output)?;
-    Ok(report)
+    draw_detections(&mut image, &boxes);
+    save_image_atomically(&image, output)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use ssd_evaluation::{
     detect_dataset, results_destination, test_post_process,
 };
 
-use crate::detect::load_detector;
+use crate::detect::InferenceArgs;
 
 /// Arguments of `ssd eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,9 +51,9 @@ pub struct EvalArgs {
     /// Data loading threads (with `--trained-model`), 1 to 256.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Backend (with `--trained-model`; default: the first compiled in).
-    #[arg(long, value_enum)]
-    pub backend: Option<ssd_backend::Backend>,
+    /// What runs the network (with `--trained-model`).
+    #[command(flatten)]
+    pub inference: InferenceArgs,
     /// `voc07` (11-point, the paper's), `area` (VOC2010+) or `coco` [default: the dataset
     /// format's own: voc07 for VOC data, coco for COCO data].
     #[arg(long, value_enum)]
@@ -105,7 +105,7 @@ pub fn eval_results(args: &EvalArgs) -> anyhow::Result<()> {
     let format = location.format()?;
     let (found, count) = match &args.trained_model {
         Some(model) => {
-            let detector = load_detector(model, args.classes.as_deref(), args.backend)?;
+            let detector = args.inference.load(model, args.classes.as_deref())?;
             let post = test_post_process(format, *detector.post_process());
             let detector = detector.with_post_process(post);
             let dataset = Arc::new(DetectionDataset::open_at(

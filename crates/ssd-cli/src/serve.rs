@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ssd_serve::{ServeFlags, Server};
 
-use crate::detect::{ThresholdArgs, load_detector};
-use ssd_backend::Backend;
+use crate::detect::{InferenceArgs, ThresholdArgs};
 
 /// Arguments of `ssd serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,9 +24,9 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Backend (default: the first compiled in).
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    /// What runs the network.
+    #[command(flatten)]
+    pub inference: InferenceArgs,
     /// The default thresholds of a request (its query's `min_score`, `top_k` and `nms_overlap`
     /// override them).
     #[command(flatten)]
@@ -40,12 +39,16 @@ pub struct ServeArgs {
 /// Runs `ssd serve` until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let post = args.thresholds.post_process()?;
-    let backend = Backend::chosen(args.backend)?;
-    let mut config = args.limits.config(backend.name())?;
+    // Flags are checked before the model is loaded.
+    args.limits.config("")?;
+    let detector = args
+        .inference
+        .load(&args.trained_model, args.classes.as_deref())?
+        .with_post_process(post);
+    let backend = args.inference.describe(&detector)?;
+    let mut config = args.limits.config(&backend)?;
     let deadline = config.shutdown_timeout.as_secs();
     config.max_connections = fit_descriptors(config.max_connections);
-    let detector = load_detector(&args.trained_model, args.classes.as_deref(), Some(backend))?
-        .with_post_process(post);
     let name = detector.source().display().to_string();
     let server = Server::new(detector, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,15 @@
 //! `ssd detect` as a job over many images: list files, `--shard K/N`, `--jsonl` results that a
 //! rerun resumes (after a SIGKILL too), and bad images reported without stopping the job. The
 //! model is the small preset with random weights, saved once per test: the detections are
-//! whatever they are, the same on every run.
+//! whatever they are, the same on every run. Batches (`--batch-size`, `--workers`) give the
+//! detections of one image at a time. The ONNX Runtime engine (`#[ignore]`: needs ONNX
+//! Runtime's library, scripts/install-onnx-tools.sh; CI runs them) gives Burn's detections on
+//! the small preset and the reduced SSD300 of the PyTorch fixture, from the weights file and
+//! from the `.onnx` file `ssd export` writes.
+
+mod common;
+#[path = "../../ssd-model/tests/common/parity.rs"]
+mod parity;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -241,5 +249,181 @@ fn missing_and_corrupt_images_in_a_list_are_reported_and_the_job_goes_on() {
     assert_eq!(lines(&results).len(), images.len());
     // --draw writes the annotated copies too.
     assert!(dir.join("drawn/p_000.jpg").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn batches_and_decoding_threads_give_the_detections_of_one_image_at_a_time() {
+    let dir = scratch("batches");
+    job(&dir, 11);
+    let images = dir.join("images");
+    let one = dir.join("one.jsonl");
+    succeed(&mut detect(
+        &dir,
+        &images,
+        &["--jsonl", one.to_str().expect("path")],
+    ));
+    let batched = dir.join("batched.jsonl");
+    succeed(&mut detect(
+        &dir,
+        &images,
+        &[
+            "--jsonl",
+            batched.to_str().expect("path"),
+            "--batch-size",
+            "4",
+            "--workers",
+            "3",
+        ],
+    ));
+    let (one, batched) = (common::json_lines(&one), common::json_lines(&batched));
+    assert_eq!(one.len(), 11);
+    // In input order, as without batches.
+    let names = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter().map(|l| l["image"].to_string()).collect()
+    };
+    assert_eq!(names(&one), names(&batched));
+    let compared = common::assert_same_detections(&one, &batched, 1e-3, 1e-5);
+    assert!(compared > 0, "random weights still detect something");
+    // A bad image inside a batch is skipped alone.
+    std::fs::write(images.join("005.png"), b"not a png").expect("corrupt");
+    let out = detect(&dir, &images, &["--batch-size", "4"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("005.png"));
+    assert_eq!(text(&out.stdout).lines().count(), 10);
+    for bad in [["--batch-size", "0"], ["--workers", "0"]] {
+        let out = detect(&dir, &images, &bad).output().expect("runs");
+        assert!(
+            !out.status.success() && text(&out.stderr).contains(bad[0]),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `ssd detect --jsonl` with `extra` flags over `dir/images`, into `dir/<name>.jsonl`.
+fn detect_into(dir: &Path, model: &Path, name: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = dir.join(format!("{name}.jsonl"));
+    let mut c = ssd();
+    c.arg("detect")
+        .arg("--trained-model")
+        .arg(model)
+        .arg("--test-image")
+        .arg(dir.join("images"))
+        .args(["--min-score", "0.05", "--jsonl"])
+        .arg(&out)
+        .args(extra);
+    succeed(&mut c);
+    common::json_lines(&out)
+}
+
+/// Burn's detections against ONNX Runtime's, from the weights file and from the exported
+/// `.onnx`: the same count, boxes within 1e-3 px, scores within 1e-5.
+fn engines_agree(dir: &Path, model: &Path) {
+    let burn = detect_into(dir, model, "burn", &[]);
+    let ort = detect_into(
+        dir,
+        model,
+        "ort",
+        &["--engine", "onnxruntime", "--batch-size", "3"],
+    );
+    let compared = common::assert_same_detections(&burn, &ort, 1e-3, 1e-5);
+    assert!(compared > 0, "random weights still detect something");
+    let onnx = dir.join("model.onnx");
+    let mut export = ssd();
+    export
+        .arg("export")
+        .arg("--trained-model")
+        .arg(model)
+        .arg("--output")
+        .arg(&onnx);
+    succeed(&mut export);
+    let from_file = detect_into(
+        dir,
+        &onnx,
+        "ort-file",
+        &["--engine", "onnxruntime", "--threads", "1"],
+    );
+    common::assert_same_detections(&burn, &from_file, 1e-3, 1e-5);
+    // The class names come back from the file's metadata.
+    assert_eq!(
+        burn[0]["detections"][0]["class"],
+        from_file[0]["detections"][0]["class"]
+    );
+    // Burn does not run an ONNX file; ONNX Runtime's flags need its engine.
+    let out = ssd()
+        .args(["detect", "--trained-model"])
+        .arg(&onnx)
+        .arg("--test-image")
+        .arg(dir.join("images"))
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--engine onnxruntime"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ssd()
+        .args(["detect", "--precision", "bf16", "--trained-model"])
+        .arg(model)
+        .arg("--test-image")
+        .arg(dir.join("images"))
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--engine onnxruntime"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime's library (scripts/install-onnx-tools.sh)"]
+fn onnxruntime_engine_gives_burns_detections_on_the_small_preset() {
+    let dir = scratch("ort-small");
+    job(&dir, 7);
+    engines_agree(&dir, &dir.join("small.bpk"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime's library (scripts/install-onnx-tools.sh)"]
+fn onnxruntime_engine_gives_burns_detections_on_the_reduced_ssd300() {
+    use ssd_data::ClassList;
+    use ssd_model::CheckpointInfo;
+    let dir = scratch("ort-reduced");
+    job(&dir, 5);
+    let device = burn::tensor::Device::default();
+    let model = dir.join("reduced.bpk");
+    let info = CheckpointInfo {
+        classes: ClassList::new((1..6).map(|i| format!("class{i}")).collect()).expect("names"),
+        config: parity::reduced_config(6),
+        iteration: None,
+    };
+    parity::load(&device, "model.pth")
+        .save_trained(&model, &info)
+        .expect("checkpoint");
+    engines_agree(&dir, &model);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn onnxruntime_not_found_is_one_line_saying_how_to_install_it() {
+    let dir = scratch("ort-missing");
+    job(&dir, 1);
+    let out = detect(&dir, &dir.join("images"), &["--engine", "onnxruntime"])
+        .env("ORT_DYLIB_PATH", dir.join("libonnxruntime.so.1.99.0"))
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("libonnxruntime.so.1.99.0") && stderr.contains("pip install onnxruntime"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,6 +3,8 @@
 //! (`#[ignore]`: needs scripts/install-browser.sh; CI runs it) uploads an image and shows what the
 //! API answers.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -148,6 +150,45 @@ fn serves_then_exits_0_on_sigterm() {
     let (ok, stderr) = server.terminate();
     assert!(ok, "exit status after SIGTERM: {stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Both engines behind `ssd serve` answer the same detections (count, boxes within 1e-3 px,
+/// scores within 1e-5), each with the request's own thresholds.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs ONNX Runtime's library (scripts/install-onnx-tools.sh)"]
+fn onnxruntime_engine_serves_burns_detections() {
+    let dir = temp_dir("onnxruntime");
+    let (model, image) = model_and_image(&dir);
+    let bytes = std::fs::read(&image).expect("image");
+    let mut answers = Vec::new();
+    for engine in ["burn", "onnxruntime"] {
+        let server = Serve::start(&model, &["--engine", engine, "--max-batch", "4"]);
+        let (status, body) = server.request("GET", "/v1/model", "text/plain", b"");
+        assert_eq!(status, 200);
+        let info: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let backend = info["backend"].as_str().expect("backend").to_owned();
+        assert_eq!(
+            backend.starts_with("onnxruntime cpu fp32"),
+            engine == "onnxruntime",
+            "{backend}"
+        );
+        let mut answer = Vec::new();
+        for min_score in ["0.05", "0.3"] {
+            let path = format!("/v1/detect?min_score={min_score}");
+            let (status, body) = server.request("POST", &path, "image/png", &bytes);
+            assert_eq!(status, 200, "{body}");
+            let mut found: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+            found[0]["image"] = serde_json::json!(min_score);
+            answer.extend(found);
+        }
+        let (ok, stderr) = server.terminate();
+        assert!(ok, "{stderr}");
+        answers.push(answer);
+    }
+    let compared = common::assert_same_detections(&answers[0], &answers[1], 1e-3, 1e-5);
+    assert!(compared > 0, "random weights still detect something");
     std::fs::remove_dir_all(dir).ok();
 }
 

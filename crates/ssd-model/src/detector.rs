@@ -10,6 +10,7 @@ use serde::Serialize;
 use ssd_data::{Augment, ClassList};
 
 use crate::checkpoint::{CheckpointInfo, check_classes, model_file};
+use crate::engine::Engine;
 use crate::{
     Detection, LoadMode, ModelError, PostProcessConfig, PostProcessor, Ssd, SsdConfig, pth_entries,
 };
@@ -32,13 +33,21 @@ use crate::{
 /// ```
 #[derive(Debug)]
 pub struct Detector {
-    model: Ssd,
+    network: Network,
     config: SsdConfig,
     classes: ClassList,
     processor: PostProcessor,
     transform: Augment,
     device: Device,
     source: PathBuf,
+}
+
+/// What runs the network: Burn's module on a device, or an ONNX Runtime session.
+#[derive(Debug)]
+enum Network {
+    Burn(Ssd),
+    #[cfg(feature = "onnxruntime")]
+    OnnxRuntime(crate::onnxruntime::OrtNetwork),
 }
 
 /// The detections of one image in a serialisable form (the JSON lines of `ssd detect`).
@@ -83,7 +92,69 @@ impl Detector {
         classes: Option<ClassList>,
         device: &Device,
     ) -> Result<Self, ModelError> {
+        Self::load_on(path, classes, device, &Engine::Burn)
+    }
+
+    /// [`Detector::load_with_classes`] with the network run by `engine`. With
+    /// [`Engine::OnnxRuntime`], `path` may also be an `.onnx` file `ssd export` wrote
+    /// (configuration, classes and category ids from its metadata); any other weights file is
+    /// loaded on `device` and exported to ONNX in memory (what `ssd export` writes; for SSD300,
+    /// about a second and the weights' size in memory while the session is built). `device` then
+    /// runs only the post-processing.
+    pub fn load_on(
+        path: impl AsRef<Path>,
+        classes: Option<ClassList>,
+        device: &Device,
+        engine: &Engine,
+    ) -> Result<Self, ModelError> {
         let file = model_file(path.as_ref());
+        let is_onnx = file.extension().and_then(|e| e.to_str()) == Some("onnx");
+        match engine {
+            Engine::Burn if is_onnx => Err(ModelError::Weights {
+                path: file,
+                message: "an ONNX file runs with the onnxruntime engine (--engine onnxruntime)"
+                    .into(),
+            }),
+            Engine::Burn => Self::load_burn(file, classes, device),
+            #[cfg(feature = "onnxruntime")]
+            Engine::OnnxRuntime(options) => {
+                if !file.exists() {
+                    return Err(ModelError::Checkpoint {
+                        path: file,
+                        problem: crate::error::CheckpointProblem::NotFound,
+                    });
+                }
+                let (network, config, classes) = if is_onnx {
+                    crate::onnxruntime::open_onnx_file(&file, classes, options)?
+                } else {
+                    let burn = Self::load_burn(file.clone(), classes, device)?;
+                    let bytes = crate::onnx::to_onnx(&burn, &crate::onnx::OnnxOptions::default())
+                        .map_err(|e| ModelError::Weights {
+                        path: file.clone(),
+                        message: format!("exporting to ONNX: {e}"),
+                    })?;
+                    let network = crate::onnxruntime::OrtNetwork::new(&bytes, &file, options)?;
+                    (network, burn.config, burn.classes)
+                };
+                let mut detector =
+                    Self::with_network(Network::OnnxRuntime(network), config, classes)?;
+                detector.device = device.clone();
+                detector.source = file;
+                Ok(detector)
+            }
+            #[cfg(not(feature = "onnxruntime"))]
+            Engine::OnnxRuntime(_) => Err(ModelError::Engine(
+                "this build has no ONNX Runtime engine (cargo feature `onnxruntime` of ssd-model)"
+                    .into(),
+            )),
+        }
+    }
+
+    fn load_burn(
+        file: PathBuf,
+        classes: Option<ClassList>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         if !file.exists() {
             return Err(ModelError::Checkpoint {
                 path: file,
@@ -135,7 +206,6 @@ impl Detector {
     /// A detector over a model in memory (its device is the one `model` lives on; for an
     /// autodiff model, detection runs without recording gradients).
     pub fn new(model: Ssd, config: SsdConfig, classes: ClassList) -> Result<Self, ModelError> {
-        check_classes(Path::new("the model"), &config, &classes)?;
         use burn::module::Module;
         let model = model.valid();
         let device = model
@@ -144,16 +214,27 @@ impl Detector {
             .next()
             .map(Device::without_autodiff)
             .unwrap_or_default();
+        let mut detector = Self::with_network(Network::Burn(model), config, classes)?;
+        detector.device = device;
+        Ok(detector)
+    }
+
+    fn with_network(
+        network: Network,
+        config: SsdConfig,
+        classes: ClassList,
+    ) -> Result<Self, ModelError> {
+        check_classes(Path::new("the model"), &config, &classes)?;
         let priors = config.priors.priors().map_err(crate::ConfigError::Priors)?;
         Ok(Self {
             processor: PostProcessor::new(priors, config.test_post_process())
                 .with_clip_before_nms(config.clips_before_nms()),
             transform: Augment::eval(config.input_size() as u32)
                 .normalized(config.mean_rgb, config.std_rgb),
-            model,
+            network,
             config,
             classes,
-            device,
+            device: Device::default(),
             source: PathBuf::new(),
         })
     }
@@ -212,11 +293,21 @@ impl Detector {
                 sizes.len()
             )));
         }
-        let input = Tensor::<4>::from_data(
-            TensorData::new(pixels, [sizes.len(), 3, side, side]),
-            &self.device,
-        );
-        let (loc, conf) = self.model.forward(input);
+        let (loc, conf) = match &self.network {
+            Network::Burn(model) => model.forward(Tensor::<4>::from_data(
+                TensorData::new(pixels, [sizes.len(), 3, side, side]),
+                &self.device,
+            )),
+            #[cfg(feature = "onnxruntime")]
+            Network::OnnxRuntime(session) => {
+                let (loc, loc_shape, conf, conf_shape) =
+                    session.forward(pixels, sizes.len(), side)?;
+                (
+                    Tensor::from_data(TensorData::new(loc, loc_shape), &self.device),
+                    Tensor::from_data(TensorData::new(conf, conf_shape), &self.device),
+                )
+            }
+        };
         self.processor.detect_each(loc, conf, sizes, configs)
     }
 
@@ -228,8 +319,22 @@ impl Detector {
         images: Tensor<4>,
         original_sizes: &[[u32; 2]],
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
-        let (loc, conf) = self.model.forward(images);
-        self.processor.detect(loc, conf, original_sizes)
+        match &self.network {
+            Network::Burn(model) => {
+                let (loc, conf) = model.forward(images);
+                self.processor.detect(loc, conf, original_sizes)
+            }
+            #[cfg(feature = "onnxruntime")]
+            Network::OnnxRuntime(_) => {
+                let pixels = images
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| ModelError::Device(format!("{e:?}")))?;
+                let configs = vec![*self.post_process(); original_sizes.len()];
+                self.detect_preprocessed(pixels, original_sizes, &configs)
+            }
+        }
     }
 
     /// The network input of one image: `[3, S, S]` planes, RGB minus the mean.
@@ -271,9 +376,23 @@ impl Detector {
         self.classes.name(label).unwrap_or("?")
     }
 
-    /// The network.
-    pub fn model(&self) -> &Ssd {
-        &self.model
+    /// The Burn network (`None` when ONNX Runtime runs it).
+    pub fn model(&self) -> Option<&Ssd> {
+        match &self.network {
+            Network::Burn(model) => Some(model),
+            #[cfg(feature = "onnxruntime")]
+            Network::OnnxRuntime(_) => None,
+        }
+    }
+
+    /// What runs the network: `"burn"`, or ONNX Runtime with its execution provider and
+    /// precision (`"onnxruntime cpu fp32"`).
+    pub fn engine(&self) -> String {
+        match &self.network {
+            Network::Burn(_) => "burn".to_owned(),
+            #[cfg(feature = "onnxruntime")]
+            Network::OnnxRuntime(session) => session.description.clone(),
+        }
     }
 
     /// Its configuration.

@@ -58,6 +58,9 @@ pub enum ModelError {
     /// Reading results back from the device failed.
     #[error("reading results back from the device: {0}")]
     Device(String),
+    /// The inference engine (ONNX Runtime) could not be loaded, set up or run.
+    #[error("{0}")]
+    Engine(String),
 }
 
 /// Why an [`SsdConfig`](crate::SsdConfig) is inconsistent.

@@ -48,12 +48,15 @@
 pub mod checkpoint;
 mod config;
 mod detector;
+pub mod engine;
 mod error;
 mod lite;
 mod loss;
 mod model;
 mod norm;
 pub mod onnx;
+#[cfg(feature = "onnxruntime")]
+mod onnxruntime;
 mod postprocess;
 pub mod reduce;
 mod resnet;
@@ -64,6 +67,7 @@ pub use config::{
     BaseConfig, ExtraConv, MobileNetV3Base, PRESETS, ResNetBase, SsdConfig, VggBase, VggConfig,
 };
 pub use detector::{Detector, ImageDetections, NamedDetection};
+pub use engine::{Engine, EngineKind, OrtOptions, OrtProvider, Precision};
 pub use error::{CheckpointProblem, ConfigError, LoadProblem, ModelError, StateDictError};
 pub use lite::{
     ConvBn, ExtraBlock, InvertedResidual, LITE_BN_EPS, LITE_BN_MOMENTUM, LiteSsd, MobileNetV3,
@@ -72,6 +76,8 @@ pub use lite::{
 pub use loss::{LossParts, MultiBoxLoss, hard_negatives};
 pub use model::{L2NORM_EPS, L2Norm, Ssd, VggSsd};
 pub use norm::BatchNorm;
+#[cfg(feature = "onnxruntime")]
+pub use onnxruntime::loaded_runtime;
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use resnet::{Bottleneck, RESNET_BN_EPS, RESNET_BN_MOMENTUM, ResNetSsd};
 pub use weights::{

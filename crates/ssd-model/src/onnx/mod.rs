@@ -284,7 +284,12 @@ fn entry(key: &str, value: &str) -> StringStringEntryProto {
 /// The network's nodes; returns the names of `loc` and `conf`.
 fn network(g: &mut Graph, detector: &Detector) -> Result<(String, String), OnnxError> {
     let config = detector.config();
-    let (heads_loc, heads_conf) = match (detector.model(), &config.base) {
+    let model = detector.model().ok_or_else(|| {
+        OnnxError::Model(ModelError::Engine(
+            "the detector runs in ONNX Runtime: export from its weights file".into(),
+        ))
+    })?;
+    let (heads_loc, heads_conf) = match (model, &config.base) {
         (Ssd::Vgg(model), BaseConfig::Vgg(base)) => vgg_heads(g, model, base)?,
         (Ssd::Lite(model), BaseConfig::MobilenetV3(_)) => lite_heads(g, model)?,
         (Ssd::Resnet(model), BaseConfig::Resnet(_)) => resnet_heads(g, model)?,

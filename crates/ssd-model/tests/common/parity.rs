@@ -29,7 +29,7 @@ pub fn fixture(name: &str) -> PathBuf {
     crate_dir().join(FIXTURES).join(name)
 }
 
-/// The ssd-model crate's folder. Included from the crate's tests and from the workspace root's
+/// The ssd-model crate's folder. Included from the crate's tests, ssd-cli's and the workspace root's
 /// tests/backends.rs, whose binary may also run from another checkout (scripts/gpu-check.sh):
 /// try the crate folder at build time, then from the working directory.
 pub fn crate_dir() -> PathBuf {
@@ -38,6 +38,7 @@ pub fn crate_dir() -> PathBuf {
     let candidates = [
         manifest.to_path_buf(),
         manifest.join("crates/ssd-model"),
+        manifest.join("../ssd-model"),
         cwd.join("crates/ssd-model"),
         cwd,
     ];
