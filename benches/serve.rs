@@ -4,14 +4,16 @@
 //! image. Random weights (the cost of a forward does not depend on them; post-processing sees
 //! the many boxes of an untrained model, its worst case).
 //!
-//! `cargo bench --bench serve -- [small] [ssd300] [--requests N]`; a latency distribution over
-//! concurrent clients is not criterion's model, so this prints its own table.
+//! `cargo bench --bench serve -- [small] [ssd300] [--requests N] [--engine onnxruntime]
+//! [--precision bf16]` (ONNX Runtime: the network exported in memory, the library found as
+//! `ssd detect --engine onnxruntime` finds it); a latency distribution over concurrent clients is
+//! not criterion's model, so this prints its own table.
 
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use ssd_data::ClassList;
-use ssd_model::{Detector, SsdConfig};
+use ssd_model::{Detector, Engine, OrtOptions, Precision, SsdConfig};
 use ssd_serve::{ServeConfig, Server};
 
 /// Per-request latencies (s) and the wall time of the whole run.
@@ -34,11 +36,13 @@ impl Run {
     }
 }
 
-fn detector(preset: &str) -> Detector {
+fn detector(preset: &str, engine: &Engine) -> Detector {
     let classes = ClassList::voc();
     let config = SsdConfig::named(preset, 21).expect("preset");
     let model = config.init(&Device::default()).expect("model");
-    Detector::new(model, config, classes).expect("detector")
+    Detector::new(model, config, classes)
+        .and_then(|d| d.into_engine(engine))
+        .expect("detector")
 }
 
 fn test_image() -> Vec<u8> {
@@ -69,12 +73,13 @@ fn detector_loop(detector: &Detector, bytes: &[u8], requests: usize) -> Run {
 
 async fn load(
     preset: &str,
+    engine: &Engine,
     config: ServeConfig,
     clients: usize,
     requests: usize,
     bytes: &[u8],
 ) -> Run {
-    let server = Server::new(detector(preset), config).expect("server");
+    let server = Server::new(detector(preset, engine), config).expect("server");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -143,6 +148,23 @@ fn main() {
     if presets.is_empty() {
         presets = vec!["small", "ssd300"];
     }
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let engine = match flag("--engine") {
+        Some("onnxruntime") => Engine::OnnxRuntime(OrtOptions {
+            precision: if flag("--precision") == Some("bf16") {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            },
+            ..OrtOptions::default()
+        }),
+        _ => Engine::Burn,
+    };
     let bytes = test_image();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,10 +172,13 @@ fn main() {
         .expect("runtime");
     for preset in presets {
         let requests = requests_arg.unwrap_or(if preset == "small" { 256 } else { 64 });
-        println!("\n{preset}, 500x375 JPEG, {requests} requests per row\n");
+        let d = detector(preset, &engine);
+        println!(
+            "\n{preset} on {}, 500x375 JPEG, {requests} requests per row\n",
+            d.engine()
+        );
         println!("| configuration | images/s | p50 ms | p99 ms |");
         println!("|---|---:|---:|---:|");
-        let d = detector(preset);
         detector_loop(&d, &bytes, 2);
         println!(
             "{}",
@@ -168,7 +193,8 @@ fn main() {
                     queue_capacity: 256,
                     ..ServeConfig::default()
                 };
-                let run = runtime.block_on(load(preset, config, clients, requests, &bytes));
+                let run =
+                    runtime.block_on(load(preset, &engine, config, clients, requests, &bytes));
                 let what = format!("serve, {clients} client(s), batching {batching}");
                 println!("{}", run.row(&what));
             }

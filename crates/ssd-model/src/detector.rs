@@ -124,26 +124,58 @@ impl Detector {
                         problem: crate::error::CheckpointProblem::NotFound,
                     });
                 }
-                let (network, config, classes) = if is_onnx {
-                    crate::onnxruntime::open_onnx_file(&file, classes, options)?
+                if is_onnx {
+                    let (network, config, classes) =
+                        crate::onnxruntime::open_onnx_file(&file, classes, options)?;
+                    let mut detector =
+                        Self::with_network(Network::OnnxRuntime(network), config, classes)?;
+                    detector.device = device.clone();
+                    detector.source = file;
+                    Ok(detector)
                 } else {
-                    let burn = Self::load_burn(file.clone(), classes, device)?;
-                    let bytes = crate::onnx::to_onnx(&burn, &crate::onnx::OnnxOptions::default())
-                        .map_err(|e| ModelError::Weights {
-                        path: file.clone(),
-                        message: format!("exporting to ONNX: {e}"),
-                    })?;
-                    let network = crate::onnxruntime::OrtNetwork::new(&bytes, &file, options)?;
-                    (network, burn.config, burn.classes)
-                };
-                let mut detector =
-                    Self::with_network(Network::OnnxRuntime(network), config, classes)?;
-                detector.device = device.clone();
-                detector.source = file;
-                Ok(detector)
+                    Self::load_burn(file, classes, device)?.into_engine(engine)
+                }
             }
             #[cfg(not(feature = "onnxruntime"))]
             Engine::OnnxRuntime(_) => Err(ModelError::Engine(
+                "this build has no ONNX Runtime engine (cargo feature `onnxruntime` of ssd-model)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The same detector with its network run by `engine`: for [`Engine::OnnxRuntime`], the
+    /// network exported to ONNX in memory and handed to a session (the Burn network is dropped;
+    /// the device then runs only the post-processing). A detector already on `engine` (or on
+    /// ONNX Runtime, for [`Engine::Burn`]: its weights are no longer here) is returned as is
+    /// for the first, an error for the second.
+    pub fn into_engine(self, engine: &Engine) -> Result<Self, ModelError> {
+        match (engine, &self.network) {
+            (Engine::Burn, Network::Burn(_)) => Ok(self),
+            #[cfg(feature = "onnxruntime")]
+            (Engine::Burn, Network::OnnxRuntime(_)) => Err(ModelError::Engine(
+                "an ONNX Runtime detector cannot move to Burn: load its weights file".into(),
+            )),
+            #[cfg(feature = "onnxruntime")]
+            (Engine::OnnxRuntime(options), Network::Burn(_)) => {
+                let bytes = crate::onnx::to_onnx(&self, &crate::onnx::OnnxOptions::default())
+                    .map_err(|e| ModelError::Weights {
+                        path: self.source.clone(),
+                        message: format!("exporting to ONNX: {e}"),
+                    })?;
+                let network = crate::onnxruntime::OrtNetwork::new(&bytes, &self.source, options)?;
+                let post = *self.post_process();
+                let mut detector =
+                    Self::with_network(Network::OnnxRuntime(network), self.config, self.classes)?
+                        .with_post_process(post);
+                detector.device = self.device;
+                detector.source = self.source;
+                Ok(detector)
+            }
+            #[cfg(feature = "onnxruntime")]
+            (Engine::OnnxRuntime(_), Network::OnnxRuntime(_)) => Ok(self),
+            #[cfg(not(feature = "onnxruntime"))]
+            (Engine::OnnxRuntime(_), _) => Err(ModelError::Engine(
                 "this build has no ONNX Runtime engine (cargo feature `onnxruntime` of ssd-model)"
                     .into(),
             )),

@@ -286,7 +286,7 @@ fn check_with_onnxruntime(name: &str, detector: Detector, scale: f32) {
     for batch in [1, 3] {
         let (x, shape) = input(&detector, batch, batch as u64 + 7, scale);
         let ort = run_ort(&plain, &x, shape);
-        let (loc, conf) = detector.model().forward(tensor(&x, shape));
+        let (loc, conf) = detector.model().expect("burn").forward(tensor(&x, shape));
         assert_eq!(ort["loc"].1, loc.dims().to_vec());
         assert_eq!(ort["conf"].1, conf.dims().to_vec());
         let loc_diff = max_diff(&f32s(&ort["loc"].0), &values(loc));
@@ -402,4 +402,74 @@ fn onnxruntime_runs_ssdlite_with_torchvisions_and_our_numbers() {
 #[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
 fn onnxruntime_runs_the_resnet_ssd_with_the_references_and_our_numbers() {
     onnxruntime_matches_the_reference(&RESNET, "resnet");
+}
+
+/// `Detector` on the ONNX Runtime engine (the `onnxruntime` feature; the library found as
+/// `ssd detect` finds it) against the same detector on Burn: SSDLite320 and the ResNet SSD from
+/// the network exported in memory, the same detections (count, classes, boxes within 1e-3 of
+/// the image's pixels, scores within 1e-5); and an exported file's classes and COCO category ids
+/// back from its metadata.
+#[cfg(feature = "onnxruntime")]
+#[test]
+#[ignore = "needs onnxruntime: bash scripts/install-onnx-tools.sh"]
+fn the_onnxruntime_engine_gives_burns_detections_and_reads_the_files_metadata() {
+    use ssd_model::{Engine, OrtOptions};
+    let engine = Engine::OnnxRuntime(OrtOptions::default());
+    let device = Device::default();
+    let images: Vec<image::RgbImage> = (0..3u32)
+        .map(|i| {
+            image::RgbImage::from_fn(200 + 40 * i, 150, |x, y| {
+                image::Rgb([(x * 7 + i) as u8, (y * 3) as u8, ((x ^ y) * 5) as u8])
+            })
+        })
+        .collect();
+    let loose = PostProcessConfig {
+        min_score: 0.02,
+        ..PostProcessConfig::default()
+    };
+    for net in [&LITE, &RESNET] {
+        let (model, _) = net.load(&device, "model.pth");
+        let burn = Detector::new(model, net.reduced_config(), classes(CLASSES))
+            .expect("detector")
+            .with_post_process(loose);
+        let expected = burn.detect(&images).expect("burn");
+        let ort = burn.into_engine(&engine).expect("onnxruntime engine");
+        assert!(ort.model().is_none() && ort.engine().starts_with("onnxruntime cpu fp32"));
+        let found = ort.detect(&images).expect("onnxruntime");
+        let mut compared = 0;
+        for (a, b) in expected.iter().zip(&found) {
+            assert_eq!(a.len(), b.len(), "detection count");
+            for (p, q) in a.iter().zip(b) {
+                assert_eq!(p.label, q.label);
+                assert!((p.score - q.score).abs() <= 1e-5, "{p:?} {q:?}");
+                for k in 0..4 {
+                    assert!((p.bbox[k] - q.bbox[k]).abs() <= 1e-3, "{p:?} {q:?}");
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 0, "random weights still detect something");
+    }
+    // A COCO-trained model's category ids go into the file and come back from it.
+    let dir = temp_dir("engine-metadata");
+    let path = dir.join("coco.onnx");
+    let ids = vec![3, 7, 18, 44, 90];
+    let with_ids = classes(6).with_category_ids(ids.clone()).expect("ids");
+    let detector = Detector::new(
+        small().model().expect("burn").clone(),
+        SsdConfig::small(6),
+        with_ids,
+    )
+    .expect("detector");
+    write_onnx(&detector, &path, &OnnxOptions::default()).expect("export");
+    let loaded = Detector::load_on(&path, None, &device, &engine).expect("the .onnx file");
+    assert_eq!(loaded.classes().names(), detector.classes().names());
+    assert_eq!(loaded.classes().category_ids(), Some(&ids[..]));
+    assert_eq!(loaded.config(), detector.config());
+    let image = &images[..1];
+    assert_eq!(
+        loaded.detect(image).expect("file").len(),
+        detector.detect(image).expect("burn").len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

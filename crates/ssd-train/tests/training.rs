@@ -176,7 +176,10 @@ impl ModuleVisitor for Collect {
 fn weights(model: &Path) -> Vec<(String, Vec<f32>)> {
     let detector = Detector::load(model, &Device::flex()).expect("trained model");
     let mut collect = Collect(Vec::new(), Vec::new());
-    detector.model().visit(&mut collect);
+    detector
+        .model()
+        .expect("a Burn network")
+        .visit(&mut collect);
     collect.0
 }
 
