@@ -4,8 +4,8 @@
 //! image. Random weights (the cost of a forward does not depend on them; post-processing sees
 //! the many boxes of an untrained model, its worst case).
 //!
-//! `cargo bench --bench serve -- [small] [ssd300] [--requests N] [--engine onnxruntime]
-//! [--precision bf16]` (ONNX Runtime: the network exported in memory, the library found as
+//! `cargo bench --bench serve -- [small] [ssd300] [--requests N] [--clients 1,8,64]
+//! [--engine onnxruntime] [--precision bf16]` (ONNX Runtime: the network exported in memory, the library found as
 //! `ssd detect --engine onnxruntime` finds it); a latency distribution over concurrent clients is
 //! not criterion's model, so this prints its own table.
 
@@ -154,6 +154,10 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str)
     };
+    let client_counts: Vec<usize> = flag("--clients").map_or_else(
+        || vec![1, 8, 64],
+        |list| list.split(',').filter_map(|c| c.parse().ok()).collect(),
+    );
     let engine = match flag("--engine") {
         Some("onnxruntime") => Engine::OnnxRuntime(OrtOptions {
             precision: if flag("--precision") == Some("bf16") {
@@ -185,12 +189,14 @@ fn main() {
             detector_loop(&d, &bytes, requests).row("`Detector::detect` loop, batch 1")
         );
         drop(d);
-        for clients in [1, 8, 64] {
+        for &clients in &client_counts {
             for (batching, max_batch) in [("off", 1), ("on", 8)] {
                 let config = ServeConfig {
                     max_batch,
                     max_wait: Duration::from_millis(5),
                     queue_capacity: 256,
+                    // 64 clients queue for a minute or more on 2 cores (SSD300 on Flex).
+                    request_timeout: Duration::from_secs(600),
                     ..ServeConfig::default()
                 };
                 let run =

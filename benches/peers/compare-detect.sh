@@ -17,7 +17,8 @@ DIR=${1:-$SSD_CACHE/bench-detect}
 THREADS=${THREADS:-$(nproc)}
 REPEATS=${REPEATS:-2}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SSD_CACHE/target/release}
-cargo build --release -p ssd-cli -p ssd-model --example random_weights
+cargo build --release -p ssd-cli
+cargo build --release -p ssd-model --example random_weights
 SSD=$CARGO_TARGET_DIR/release/ssd
 PY=$SSD_CACHE/onnx-venv/bin/python
 mkdir -p "$DIR"
@@ -85,11 +86,35 @@ for b in 1 8; do
     "$(best "$PY" benches/peers/onnx_detect.py "$DIR/ssd300.onnx" "$DIR/images" \
       --batch-size "$b" --threads "$THREADS")"
 done
+BF16=""
 if grep -qE 'amx_bf16|avx512_bf16' /proc/cpuinfo && [ -d "$SSD_CACHE/openvino-venv" ]; then
+  BF16=1
   row "ONNX Runtime engine, OpenVINO fp32, batch 8" \
     "$(detect "$DIR/ssd300.bpk" --engine onnxruntime --provider openvino --batch-size 8)"
   row "ONNX Runtime engine, OpenVINO bf16, batch 8" \
     "$(detect "$DIR/ssd300.bpk" --engine onnxruntime --precision bf16 --batch-size 8)"
 else
   echo "(no bf16 rows: this CPU has no AMX/AVX512-BF16, or scripts/install-openvino.sh was not run)"
+fi
+
+# What a run costs before its first image (model load, in-memory export, session or OpenVINO
+# compilation) and per image after it: the same run on the first image alone, and on all 64.
+mkdir -p "$DIR/one"
+cp "$DIR/images/000.jpg" "$DIR/one/"
+split() {
+  local what=$1 one all
+  shift
+  one=$(best "$SSD" detect --trained-model "$DIR/ssd300.bpk" --test-image "$DIR/one" \
+    --jsonl "$DIR/out.jsonl" --min-score 0.2 --threads "$THREADS" "$@")
+  all=$(detect "$DIR/ssd300.bpk" "$@")
+  awk -v w="$what" -v o="$one" -v a="$all" \
+    'BEGIN { p = (a - o) / 63; printf "| %s | %.2f | %.0f | %.2f |\n", w, o, p * 1000, 1 / p }'
+}
+echo
+echo "| batch 8 | 1 image, s | per image after it, ms | images/s after it |"
+echo "|---|---:|---:|---:|"
+split "ONNX Runtime, CPU fp32" --engine onnxruntime --batch-size 8
+if [ -n "$BF16" ]; then
+  split "ONNX Runtime, OpenVINO fp32" --engine onnxruntime --provider openvino --batch-size 8
+  split "ONNX Runtime, OpenVINO bf16" --engine onnxruntime --precision bf16 --batch-size 8
 fi

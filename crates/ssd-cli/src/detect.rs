@@ -120,17 +120,14 @@ impl InferenceArgs {
     /// `--threads` for Burn's CPU backend: the size of the thread pool Flex computes on (set
     /// once, before the first tensor operation).
     pub fn apply_threads(&self) -> anyhow::Result<()> {
+        if self.threads == Some(0) {
+            bail!("--threads must be at least 1");
+        }
         if let (Some(threads), EngineKind::Burn) = (self.threads, self.engine) {
-            if threads == 0 {
-                bail!("--threads must be at least 1");
-            }
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build_global()
                 .map_err(|e| anyhow::anyhow!("--threads {threads}: {e}"))?;
-        }
-        if self.threads == Some(0) {
-            bail!("--threads must be at least 1");
         }
         Ok(())
     }

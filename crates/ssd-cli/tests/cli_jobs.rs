@@ -427,3 +427,36 @@ fn onnxruntime_not_found_is_one_line_saying_how_to_install_it() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--precision bf16`: OpenVINO's bf16 on a CPU with bf16 matrix units (AMX, AVX512-BF16; needs
+/// scripts/install-openvino.sh), else a warning and fp32, with fp32's detections.
+#[test]
+#[ignore = "needs ONNX Runtime with OpenVINO (scripts/install-openvino.sh)"]
+fn onnxruntime_bf16_runs_or_falls_back_to_fp32() {
+    let dir = scratch("ort-bf16");
+    job(&dir, 4);
+    let model = dir.join("small.bpk");
+    let fp32 = detect_into(&dir, &model, "fp32", &["--engine", "onnxruntime"]);
+    let out = dir.join("bf16.jsonl");
+    let run = succeed(
+        ssd()
+            .arg("detect")
+            .arg("--trained-model")
+            .arg(&model)
+            .arg("--test-image")
+            .arg(dir.join("images"))
+            .args(["--min-score", "0.05", "--engine", "onnxruntime"])
+            .args(["--precision", "bf16", "--jsonl"])
+            .arg(&out),
+    );
+    let bf16 = common::json_lines(&out);
+    assert_eq!(bf16.len(), fp32.len());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has_bf16 = cpuinfo.contains("amx_bf16") || cpuinfo.contains("avx512_bf16");
+    let warned = text(&run.stderr).contains("running fp32");
+    assert_eq!(warned, !has_bf16, "{}", text(&run.stderr));
+    if !has_bf16 {
+        common::assert_same_detections(&fp32, &bf16, 1e-3, 1e-5);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

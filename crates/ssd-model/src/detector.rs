@@ -45,7 +45,7 @@ pub struct Detector {
 /// What runs the network: Burn's module on a device, or an ONNX Runtime session.
 #[derive(Debug)]
 enum Network {
-    Burn(Ssd),
+    Burn(Box<Ssd>),
     #[cfg(feature = "onnxruntime")]
     OnnxRuntime(crate::onnxruntime::OrtNetwork),
 }
@@ -246,7 +246,7 @@ impl Detector {
             .next()
             .map(Device::without_autodiff)
             .unwrap_or_default();
-        let mut detector = Self::with_network(Network::Burn(model), config, classes)?;
+        let mut detector = Self::with_network(Network::Burn(Box::new(model)), config, classes)?;
         detector.device = device;
         Ok(detector)
     }
@@ -332,7 +332,7 @@ impl Detector {
             )),
             #[cfg(feature = "onnxruntime")]
             Network::OnnxRuntime(session) => {
-                let (loc, loc_shape, conf, conf_shape) =
+                let [(loc, loc_shape), (conf, conf_shape)] =
                     session.forward(pixels, sizes.len(), side)?;
                 (
                     Tensor::from_data(TensorData::new(loc, loc_shape), &self.device),

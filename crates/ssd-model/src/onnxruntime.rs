@@ -70,6 +70,9 @@ pub fn loaded_runtime() -> Option<(PathBuf, String)> {
     })
 }
 
+/// An output copied to the host: its values and shape.
+pub(crate) type HostOutput = (Vec<f32>, [usize; 3]);
+
 /// A session of the SSD graph (input `images`, outputs `loc` and `conf`).
 pub(crate) struct OrtNetwork {
     session: Mutex<Session>,
@@ -171,14 +174,14 @@ impl OrtNetwork {
         pixels: Vec<f32>,
         n: usize,
         side: usize,
-    ) -> Result<(Vec<f32>, [usize; 3], Vec<f32>, [usize; 3]), ModelError> {
+    ) -> Result<[HostOutput; 2], ModelError> {
         let input = Tensor::from_array(([n, 3, side, side], pixels))
             .map_err(|e| ort_error("input tensor", e))?;
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let outputs = session
             .run(ort::inputs!["images" => input])
             .map_err(|e| ort_error("inference", e))?;
-        let take = |name: &str| -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        let take = |name: &str| -> Result<HostOutput, ModelError> {
             let value = outputs
                 .get(name)
                 .ok_or_else(|| ort_error("inference", format!("no output `{name}`")))?;
@@ -191,9 +194,7 @@ impl OrtNetwork {
             };
             Ok((data.to_vec(), [a, b, c]))
         };
-        let (loc, loc_shape) = take("loc")?;
-        let (conf, conf_shape) = take("conf")?;
-        Ok((loc, loc_shape, conf, conf_shape))
+        Ok([take("loc")?, take("conf")?])
     }
 }
 
