@@ -120,13 +120,13 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 /// The ONNX Runtime library to load, in this order: `options.library`; the file named by
 /// `ORT_DYLIB_PATH`; the one the install scripts put under `$SSD_CACHE` (default
 /// `~/.cache/ssd`): `openvino-venv` first when the OpenVINO provider or bf16 is asked for, then
-/// `onnx-venv`; last `libonnxruntime.so` on the system's library path. `None` when none exists.
-pub fn find_onnxruntime(options: &OrtOptions) -> Option<PathBuf> {
+/// `onnx-venv`; last `libonnxruntime.so`, for the system's dynamic loader to find.
+pub fn find_onnxruntime(options: &OrtOptions) -> PathBuf {
     if let Some(path) = &options.library {
-        return Some(path.clone());
+        return path.clone();
     }
     if let Some(path) = std::env::var_os(ORT_DYLIB_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
+        return PathBuf::from(path);
     }
     let cache = std::env::var_os("SSD_CACHE")
         .map(PathBuf::from)
@@ -141,12 +141,12 @@ pub fn find_onnxruntime(options: &OrtOptions) -> Option<PathBuf> {
     if let Some(cache) = cache {
         for venv in venvs {
             if let Some(found) = wheel_library(&cache.join(venv)) {
-                return Some(found);
+                return found;
             }
         }
     }
     // The dynamic loader's own search (LD_LIBRARY_PATH, ldconfig's cache).
-    Some(PathBuf::from("libonnxruntime.so"))
+    PathBuf::from("libonnxruntime.so")
 }
 
 /// `lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.1.*` of a virtual env.

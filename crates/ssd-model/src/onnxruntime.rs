@@ -27,7 +27,6 @@ fn ort_error(what: &str, e: impl std::fmt::Display) -> ModelError {
 /// Loads ONNX Runtime (once per process) and returns its environment.
 fn runtime(options: &OrtOptions) -> Result<&'static ort::environment::Environment, ModelError> {
     let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
-    let wanted = find_onnxruntime(options);
     if let Some((loaded, env)) = RUNTIME.get() {
         if let Some(path) = options.library.as_ref().filter(|p| *p != loaded) {
             return Err(ModelError::Engine(format!(
@@ -39,11 +38,7 @@ fn runtime(options: &OrtOptions) -> Result<&'static ort::environment::Environmen
         }
         return Ok(env);
     }
-    let Some(path) = wanted else {
-        return Err(ModelError::Engine(format!(
-            "ONNX Runtime not found: {ORT_INSTALL_HINT}"
-        )));
-    };
+    let path = find_onnxruntime(options);
     let builder = ort::init_from(&path).map_err(|e| {
         ModelError::Engine(format!(
             "ONNX Runtime (>= {ORT_MIN_VERSION}) could not be loaded: {e}; {ORT_INSTALL_HINT}"
@@ -58,16 +53,9 @@ fn runtime(options: &OrtOptions) -> Result<&'static ort::environment::Environmen
     Ok(env)
 }
 
-/// The ONNX Runtime library and version this process uses (after the first session).
-pub fn loaded_runtime() -> Option<(PathBuf, String)> {
-    RUNTIME.get().map(|(path, _)| {
-        let version = ort::info()
-            .split(',')
-            .find_map(|part| part.trim().strip_prefix("ORT Build Info: git-branch="))
-            .unwrap_or("")
-            .to_owned();
-        (path.clone(), version)
-    })
+/// The ONNX Runtime library this process loaded (after the first session).
+pub fn loaded_runtime() -> Option<PathBuf> {
+    RUNTIME.get().map(|(path, _)| path.clone())
 }
 
 /// An output copied to the host: its values and shape.
@@ -106,6 +94,12 @@ impl OrtNetwork {
         }
         let provider = match (options.provider, precision) {
             (OrtProvider::Cpu, Precision::Bf16) => OrtProvider::Openvino,
+            (p @ (OrtProvider::Cuda | OrtProvider::Tensorrt), Precision::Bf16) => {
+                return Err(ModelError::Engine(format!(
+                    "--precision bf16 runs through OpenVINO on the CPU, not with the {} provider",
+                    p.name()
+                )));
+            }
             (p, _) => p,
         };
         let mut builder = Session::builder(env).map_err(|e| ort_error("session options", e))?;
@@ -142,7 +136,7 @@ impl OrtNetwork {
                     ModelError::Engine(format!(
                         "ONNX Runtime's {} execution provider is not available in {}: {e}",
                         provider.name(),
-                        loaded_runtime().map_or_else(String::new, |(p, _)| p.display().to_string())
+                        loaded_runtime().map_or_else(String::new, |p| p.display().to_string())
                     ))
                 })?;
         }
