@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use ssd_data::{ClassList, load_rgb};
 use ssd_model::{
     Detector, Engine, EngineKind, ImageDetections, OrtOptions, OrtProvider, PostProcessConfig,
-    Precision,
+    Precision, SsdConfig,
 };
 
 use crate::render::{Labelled, draw_detections, save_image_atomically};
@@ -90,6 +90,12 @@ pub struct InferenceArgs {
     /// ONNX Runtime's shared library (`libonnxruntime.so.1.*`).
     #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// The network of a PyTorch `.pth` whose keys do not say it (a state dict in ssd's own
+    /// names, as `tools/train_reference.py` writes; another layout of a network other than
+    /// SSD300/SSD512 with their usual boxes): a preset name or a model configuration file, as
+    /// `ssd train --model` takes. Its classes are `--classes`, else VOC's 20.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 impl InferenceArgs {
@@ -139,7 +145,24 @@ impl InferenceArgs {
         self.apply_threads()?;
         let classes = classes.map(ClassList::from_file).transpose()?;
         let device = inference_device(self.backend)?;
-        Ok(Detector::load_on(path, classes, &device, &engine)?)
+        let Some(model) = &self.model else {
+            return Ok(Detector::load_on(path, classes, &device, &engine)?);
+        };
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pth" | "pt")
+        ) {
+            bail!(
+                "--model names the network of a PyTorch .pth; {} carries its own",
+                path.display()
+            );
+        }
+        let num_classes = classes
+            .as_ref()
+            .map_or(21, ClassList::num_classes_with_background);
+        let config =
+            SsdConfig::named(model, num_classes).with_context(|| format!("--model {model}"))?;
+        Ok(Detector::load_pytorch_as(path, config, classes, &device)?.into_engine(&engine)?)
     }
 
     /// What runs the network, for reports: `flex`, or `onnxruntime cpu fp32 (post-processing

@@ -1,12 +1,14 @@
 //! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
-//! `export`, `serve`, `backends`.
+//! `export`, `serve`, `synthetic`, `backends`.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ssd_backend::{ALL_BACKENDS, Backend, BackendError};
 use ssd_cli::detect::{DetectArgs, detect};
 use ssd_cli::eval::{EvalArgs, eval_results};
 use ssd_cli::export::{ExportArgs, export};
-use ssd_cli::quickstart::{QUICKSTART_DATA_FLAGS, QuickstartArgs, quickstart};
+use ssd_cli::quickstart::{
+    QUICKSTART_DATA_FLAGS, QuickstartArgs, SyntheticArgs, quickstart, synthetic,
+};
 use ssd_cli::serve::{ServeArgs, serve};
 use ssd_cli::train::{TrainArgs, train};
 use ssd_serve::ServeFlags;
@@ -32,6 +34,9 @@ enum Command {
     /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
     /// the whole workflow in a few minutes on a CPU, nothing to download.
     Quickstart(Box<QuickstartArgs>),
+    /// Write the quickstart's synthetic dataset (VOC or COCO layout), of any size, without
+    /// training.
+    Synthetic(SyntheticArgs),
     /// Write a trained model as an ONNX file (opset 17), optionally with its post-processing
     /// (softmax, box decoding, NMS) in the graph.
     Export(ExportArgs),
@@ -85,6 +90,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval_results(&args),
         Command::Detect(args) => detect(&args),
         Command::Quickstart(args) => quickstart(&args),
+        Command::Synthetic(args) => synthetic(&args),
         Command::Export(args) => export(&args),
         Command::Serve(args) => serve(&args),
         Command::Train(args) => train(&args),

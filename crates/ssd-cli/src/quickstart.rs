@@ -31,6 +31,52 @@ pub struct QuickstartArgs {
     pub format: SyntheticFormat,
 }
 
+/// Arguments of `ssd synthetic`: the quickstart's dataset, of any size and seed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyntheticArgs {
+    /// Folder to write: absent, empty or an earlier synthetic dataset (which is replaced); a
+    /// folder holding anything else is refused.
+    pub output: PathBuf,
+    /// Layout: `voc` (a VOC root: `Annotations/`, `JPEGImages/`, `ImageSets/Main/trainval.txt`
+    /// and `test.txt`, `classes.txt`) or `coco` (`annotations/instances_{trainval,test}.json`).
+    #[arg(long, value_enum, default_value = "voc", hide_possible_values = true)]
+    pub format: SyntheticFormat,
+    /// Images of the `trainval` set.
+    #[arg(long, default_value_t = 800)]
+    pub train_images: usize,
+    /// Images of the `test` set.
+    #[arg(long, default_value_t = 200)]
+    pub test_images: usize,
+    /// Seed of everything drawn (two seeds give two different datasets).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Runs `ssd synthetic`: writes the dataset and says what it holds.
+pub fn synthetic(args: &SyntheticArgs) -> anyhow::Result<()> {
+    let config = SyntheticConfig {
+        train_images: args.train_images,
+        test_images: args.test_images,
+        ..SyntheticConfig::quickstart(args.seed, args.format)
+    };
+    remove_synthetic(&args.output)?;
+    let summary = write_synthetic_as(&args.output, &config, args.format)
+        .with_context(|| format!("writing the synthetic dataset to {}", args.output.display()))?;
+    println!(
+        "{}: {} images ({} trainval, {} test), {} objects ({} truncated, {} difficult or crowd \
+         regions), classes in {}",
+        args.output.display(),
+        summary.images,
+        args.train_images,
+        args.test_images,
+        summary.objects,
+        summary.truncated,
+        summary.difficult,
+        summary.class_file.display()
+    );
+    Ok(())
+}
+
 /// The settings of `ssd train` that name the data, which the quickstart writes itself: hidden
 /// from its help and refused.
 pub const QUICKSTART_DATA_FLAGS: [&str; 4] = ["dataroot", "datanames", "images", "classes"];
@@ -86,7 +132,7 @@ pub fn quickstart(args: &QuickstartArgs) -> anyhow::Result<()> {
     );
     // The classes are the dataset's own (its class file, or the COCO file's categories).
     let (settings, backend) = on_backend(request.resolve()?, true)?;
-    let run = run_training(settings, backend)?;
+    let run = run_training(settings, backend, None)?;
     let trained_in = start.elapsed();
     let detector = Detector::load(&run.outcome.model, &backend.device()?)?;
     let test = Arc::new(DetectionDataset::open(

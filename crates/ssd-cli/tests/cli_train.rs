@@ -641,3 +641,96 @@ fn detect_runs_pytorch_weights_unchanged() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A PyTorch state dict of a network its keys do not name (the reduced SSD300 of the parity
+/// fixtures, in amdegroot's layout) runs with `--model`; without it the load names what does not
+/// fit, and `--model` with a file that carries its own network is refused.
+#[test]
+fn model_names_the_network_of_a_pth() {
+    let (dir, data, _) = scene("pth-model");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let pth = fixtures.join("crates/ssd-model/tests/fixtures/amdegroot_reduced/model.pth");
+    let model = fixtures.join("tests/fixtures/reduced_ssd300.json");
+    let image = data.join("JPEGImages/000001.jpg");
+    let detect = |extra: &[&std::ffi::OsStr]| {
+        ssd()
+            .args(["detect", "--trained-model"])
+            .arg(&pth)
+            .arg("--test-image")
+            .arg(&image)
+            .args(["--min-score", "0.0", "--top-k", "3", "--classes"])
+            .arg(data.join("classes.txt"))
+            .arg("--output")
+            .arg(dir.join("out"))
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let out = detect(&[]);
+    assert_one_line_error(&out, 1, "model.pth");
+    let out = detect(&["--model".as_ref(), model.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("JSON");
+    assert_eq!(
+        line["detections"].as_array().map(Vec::len),
+        Some(3),
+        "{line}"
+    );
+    let bpk = dir.join("model.bpk");
+    std::fs::write(&bpk, b"not read").expect("write");
+    let out = ssd()
+        .args(["detect", "--trained-model"])
+        .arg(&bpk)
+        .arg("--test-image")
+        .arg(&image)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .expect("runs");
+    assert_one_line_error(&out, 1, "--model names the network of a PyTorch .pth");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `ssd synthetic` writes the quickstart's dataset at the size asked for, replaces an earlier
+/// one, and leaves a folder holding anything else alone.
+#[test]
+fn synthetic_writes_a_dataset_and_refuses_a_foreign_folder() {
+    let dir = scratch("synthetic");
+    let root = dir.join("voc");
+    for seed in ["1", "2"] {
+        let out = succeed(ssd().arg("synthetic").arg(&root).args([
+            "--train-images",
+            "5",
+            "--test-images",
+            "3",
+            "--seed",
+            seed,
+        ]));
+        assert!(text(&out.stdout).contains("8 images (5 trainval, 3 test)"));
+    }
+    let lines = |set: &str| {
+        std::fs::read_to_string(root.join(format!("ImageSets/Main/{set}.txt")))
+            .expect("image set")
+            .lines()
+            .count()
+    };
+    assert_eq!((lines("trainval"), lines("test")), (5, 3));
+    assert!(root.join("classes.txt").exists());
+    let coco = dir.join("coco");
+    succeed(ssd().arg("synthetic").arg(&coco).args([
+        "--format",
+        "coco",
+        "--train-images",
+        "2",
+        "--test-images",
+        "1",
+    ]));
+    assert!(coco.join("annotations/instances_trainval.json").exists());
+    let foreign = dir.join("mine");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("notes.txt"), "keep me").expect("write");
+    let out = ssd().arg("synthetic").arg(&foreign).output().expect("runs");
+    assert_one_line_error(&out, 1, "notes.txt");
+    assert!(foreign.join("notes.txt").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}

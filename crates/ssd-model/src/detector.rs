@@ -204,24 +204,7 @@ impl Detector {
                     source,
                 }
             })?;
-            let classes = match classes {
-                Some(c) => c,
-                None if config.num_classes == 21 => ClassList::voc(),
-                // lufficc/SSD's COCO models: the 80 categories in id order.
-                None if config.num_classes == 81 => ClassList::coco(),
-                // torchvision's COCO models: outputs indexed by category id, unused ids included.
-                None if config.num_classes == 91 => ssd_data::ClassList::coco_by_id(),
-                None => {
-                    return Err(ModelError::ClassCount {
-                        path: file,
-                        num_classes: config.num_classes,
-                        names: 20,
-                    });
-                }
-            };
-            check_classes(&file, &config, &classes)?;
-            let (model, _report) = config.init(device)?.load_pytorch(&file, LoadMode::Full)?;
-            (model, config, classes)
+            return Self::load_pytorch_as(file, config, classes, device);
         } else {
             let info = CheckpointInfo::read(&file)?;
             let classes = classes.unwrap_or(info.classes);
@@ -229,6 +212,42 @@ impl Detector {
             let model = info.config.init(device)?.load_checkpoint(&file)?;
             (model, info.config, classes)
         };
+        let mut detector = Self::new(model, config, classes)?;
+        detector.device = device.clone();
+        detector.source = file;
+        Ok(detector)
+    }
+
+    /// A PyTorch `.pth` loaded into the network `config` describes, for a state dict whose keys
+    /// do not say which network it holds (one in ssd's own names,
+    /// [`PthLayout::Native`](crate::PthLayout::Native), or SSD300-like keys of another
+    /// network): any layout [`Ssd::load_pytorch`] reads, every parameter from the file. The
+    /// classes: `classes`, else VOC's 20 for 21 outputs, lufficc's COCO 80 for 81, torchvision's
+    /// COCO ids for 91; they must match the outputs.
+    pub fn load_pytorch_as(
+        path: impl AsRef<Path>,
+        config: SsdConfig,
+        classes: Option<ClassList>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let file = path.as_ref().to_owned();
+        let classes = match classes {
+            Some(c) => c,
+            None if config.num_classes == 21 => ClassList::voc(),
+            // lufficc/SSD's COCO models: the 80 categories in id order.
+            None if config.num_classes == 81 => ClassList::coco(),
+            // torchvision's COCO models: outputs indexed by category id, unused ids included.
+            None if config.num_classes == 91 => ssd_data::ClassList::coco_by_id(),
+            None => {
+                return Err(ModelError::ClassCount {
+                    path: file,
+                    num_classes: config.num_classes,
+                    names: 20,
+                });
+            }
+        };
+        check_classes(&file, &config, &classes)?;
+        let (model, _report) = config.init(device)?.load_pytorch(&file, LoadMode::Full)?;
         let mut detector = Self::new(model, config, classes)?;
         detector.device = device.clone();
         detector.source = file;

@@ -150,6 +150,13 @@ pub enum StateDictError {
         "{0:?} is an ImageNet backbone, not a trained detector (use it as --pretrained-model for training)"
     )]
     BackboneOnly(PthLayout),
+    /// A state dict in our own names, which fit every VGG configuration: the network must be
+    /// named.
+    #[error(
+        "a state dict in ssd's own names does not say which network it holds: give its model \
+         (a preset name or a model configuration file, --model)"
+    )]
+    ConfigNeeded,
     /// A tensor the layout needs is absent.
     #[error("no `{0}` in the state dict")]
     MissingKey(String),

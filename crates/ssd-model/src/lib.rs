@@ -60,6 +60,7 @@ mod onnxruntime;
 mod postprocess;
 pub mod reduce;
 mod resnet;
+mod tensors;
 mod weights;
 
 pub use checkpoint::{CheckpointInfo, MODEL_FILE};
@@ -80,6 +81,7 @@ pub use norm::BatchNorm;
 pub use onnxruntime::loaded_runtime;
 pub use postprocess::{Detection, PostProcessConfig, PostProcessor};
 pub use resnet::{Bottleneck, RESNET_BN_EPS, RESNET_BN_MOMENTUM, ResNetSsd};
+pub use tensors::{HostValues, NamedTensor, write_safetensors};
 pub use weights::{
     HostTensor, LoadMode, LoadReport, MAX_CLASSES, PthLayout, checkpoint_metadata, pth_entries,
     read_pth_tensors,

@@ -20,6 +20,12 @@ use crate::{LoadProblem, ModelError, Ssd, StateDictError};
 /// The key layouts of the `.pth` files this crate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PthLayout {
+    /// This crate's own module names in PyTorch's conventions, as [`Ssd::pytorch_state`] gives
+    /// them (`vgg.0.weight` .. with contiguous indices, `norms.N.weight`/`bias` for a batch
+    /// norm's scale and shift, `l2norm.weight`, `extras.N`, `loc.N`, `conf.N`): the state dict of
+    /// a PyTorch re-implementation that names its modules as we do (`tools/train_reference.py`).
+    /// The VGG networks.
+    Native,
     /// amdegroot/ssd.pytorch full SSD: `vgg.N`, `L2Norm.weight`, `extras.N`, `loc.N`, `conf.N`.
     Amdegroot,
     /// torchvision `ssd300_vgg16`: `backbone.features.N`, `backbone.extra.N...`,
@@ -57,7 +63,9 @@ impl PthLayout {
         let has = |k: &str| keys.iter().any(|key| key == k);
         let prefix = |p: &str| keys.iter().any(|key| key.starts_with(p));
         let within = |p: &str| keys.iter().any(|key| nvidia_key(key).starts_with(p));
-        if within("feature_extractor.feature_extractor.0.") && within("additional_blocks.") {
+        if has("l2norm.weight") {
+            Some(PthLayout::Native)
+        } else if within("feature_extractor.feature_extractor.0.") && within("additional_blocks.") {
             Some(PthLayout::NvidiaResnet)
         } else if has("conv1.weight") && prefix("layer1.0.") && prefix("fc.") {
             Some(PthLayout::TorchvisionResnet)
@@ -185,6 +193,26 @@ struct KeyContext {
     lite_blocks: Vec<(bool, bool)>,
     /// Boxes per location of each level.
     head_boxes: Vec<usize>,
+    /// Our parameter names (for the native layout).
+    names: BTreeSet<String>,
+}
+
+/// A key of the native layout as our parameter name: the same name, or a batch norm's PyTorch
+/// `weight`/`bias` as our `gamma`/`beta`.
+fn native_key(key: &str, names: &BTreeSet<String>) -> Target {
+    if names.contains(key) {
+        return Target::Param(key.to_owned());
+    }
+    let ours = match key.rsplit_once('.') {
+        Some((module, "weight")) => format!("{module}.gamma"),
+        Some((module, "bias")) => format!("{module}.beta"),
+        _ => return Target::Unknown,
+    };
+    if names.contains(&ours) {
+        Target::Param(ours)
+    } else {
+        Target::Unknown
+    }
 }
 
 /// A torchvision `Conv2dNormActivation`'s tensor (`0.weight`: the conv; `1.*`: the batch norm,
@@ -237,6 +265,7 @@ fn map_key(layout: PthLayout, key: &str, ctx: &KeyContext) -> Target {
         indexed(key, prefix).map(|(i, rest)| Target::Param(format!("{ours}.{i}.{rest}")))
     };
     match layout {
+        PthLayout::Native => native_key(key, &ctx.names),
         PthLayout::Amdegroot => {
             // `vgg.K` is the K-th module of amdegroot's VGG Sequential (convs at sparse indices).
             if let Some((k, rest)) = indexed(key, "vgg.") {
@@ -634,7 +663,9 @@ impl Ssd {
     /// Every float parameter and running statistic with its values, by the name a state dict of
     /// the model it reproduces would give it (as [`LoadReport::loaded`] names them).
     pub fn named_values(&self) -> BTreeMap<String, Vec<f32>> {
-        self.collect(None, None, true)
+        // Through `valid`: running statistics with every thread's last update merged.
+        burn::module::Module::valid(self)
+            .collect(None, None, true)
             .into_iter()
             .filter(|t| t.dtype.is_float())
             .filter_map(|t| {
@@ -722,6 +753,7 @@ impl Ssd {
                 .collect(),
             lite_blocks: self.lite_blocks(),
             head_boxes: self.head_boxes(),
+            names: expected.keys().cloned().collect(),
         };
         let vgg_index = &ctx.vgg_index;
 
@@ -988,6 +1020,7 @@ impl crate::SsdConfig {
         let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
         let layout = PthLayout::detect(&keys).ok_or_else(|| unknown_layout(&keys))?;
         let (loc, conf) = match layout {
+            PthLayout::Native => return Err(StateDictError::ConfigNeeded),
             PthLayout::Amdegroot => ("loc.", "conf."),
             PthLayout::Torchvision => (
                 "head.regression_head.module_list.",

@@ -65,6 +65,7 @@
 //! ```
 
 pub mod checkpoint;
+mod dump;
 mod error;
 mod loss_log;
 mod optim;
@@ -80,5 +81,5 @@ pub use optim::{bias_group, build_optimizer, clip_grads, grad_norm, lr_schedule}
 #[cfg(feature = "clap")]
 pub use resolve::show_defaults;
 pub use resolve::{Recipe, ResolvedRun, RunRequest, read_settings_file};
-pub use settings::{LrSchedule, TrainConfig, TrainOverrides, TrainSettings};
+pub use settings::{LrSchedule, TrainConfig, TrainOverrides, TrainPrecision, TrainSettings};
 pub use trainer::{Control, Observer, Quiet, Start, StepStats, TrainOutcome, Trainer};

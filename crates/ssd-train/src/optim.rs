@@ -97,9 +97,15 @@ pub(crate) fn scale_grads(model: &Ssd, grads: &mut GradientsParams, factor: Tens
 }
 
 /// Clips the global gradient norm to `max_norm` on the device: every gradient times
-/// `min(1, max_norm / norm)`, so nothing is read back to decide.
+/// `min(1, max_norm / (norm + 1e-6))`, PyTorch's `clip_grad_norm_`, so nothing is read back to
+/// decide.
 pub fn clip_grads(model: &Ssd, grads: &mut GradientsParams, norm: &Tensor<1>, max_norm: f64) {
-    let factor = norm.clone().recip().mul_scalar(max_norm).clamp_max(1.0);
+    let factor = norm
+        .clone()
+        .add_scalar(1e-6)
+        .recip()
+        .mul_scalar(max_norm)
+        .clamp_max(1.0);
     scale_grads(model, grads, factor);
 }
 

@@ -171,6 +171,10 @@ recipe! {
     workers: usize = 4,
     /// Seed of the initialisation, the data order and the augmentation.
     seed: u64 = 0,
+    /// Float type of the weights and the computation: `fp32`, or `fp64` where the backend
+    /// computes in float64 (Flex; several times slower), for comparing a run with a float64
+    /// reference and for numerical debugging. A backend without float64 refuses it.
+    precision: TrainPrecision = TrainPrecision::Fp32,
     /// Linear learning-rate warmup over this many iterations (0: none).
     warmup: u64 = 0,
     /// Biases at twice the learning rate and without weight decay (Caffe's `lr_mult: 2`,
@@ -206,6 +210,36 @@ pub enum LrSchedule {
     /// `lr * (1 + cos(pi * i / iterations)) / 2`: torchvision's `cosineannealinglr`, by
     /// iteration rather than by epoch.
     Cosine,
+}
+
+/// The float type a run trains in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainPrecision {
+    /// 32-bit floats.
+    #[default]
+    Fp32,
+    /// 64-bit floats.
+    Fp64,
+}
+
+impl TrainPrecision {
+    /// The setting's value as a flag takes it (`fp32`, `fp64`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainPrecision::Fp32 => "fp32",
+            TrainPrecision::Fp64 => "fp64",
+        }
+    }
+
+    /// Burn's float type of this precision.
+    pub fn dtype(self) -> burn::tensor::FloatDType {
+        match self {
+            TrainPrecision::Fp32 => burn::tensor::FloatDType::F32,
+            TrainPrecision::Fp64 => burn::tensor::FloatDType::F64,
+        }
+    }
 }
 
 impl TrainConfig {

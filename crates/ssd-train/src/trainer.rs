@@ -21,7 +21,7 @@ use crate::checkpoint::{
 };
 use crate::optim::{build_optimizer, clip_grads, grad_norm, lr_schedule, weights_finite};
 use crate::run_lock::RunLock;
-use crate::{TrainConfig, TrainError, TrainSettings};
+use crate::{TrainConfig, TrainError, TrainPrecision, TrainSettings};
 
 /// What one iteration did.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +133,8 @@ pub struct Trainer {
     last_saved: Option<(u64, PathBuf)>,
     /// The newest checkpoint whose weights were finite and gave a finite loss.
     last_good: Option<PathBuf>,
+    /// Where the batches and weights are dumped ([`Trainer::dump_batches`]).
+    dump: Option<PathBuf>,
     /// The results folder's lock, held for the whole run.
     _lock: RunLock,
 }
@@ -164,9 +166,9 @@ impl Trainer {
             dataset: opened,
         } = settings;
         config.validate()?;
-        let Some(main) = devices.first() else {
+        if devices.is_empty() {
             return Err(TrainError::setting("devices", "no device given"));
-        };
+        }
         crate::settings::check_shares(config.batch_size, devices.len(), &config.devices)?;
         model_cfg.validate().map_err(ssd_model::ModelError::from)?;
         if model_cfg.num_classes != classes.num_classes_with_background() {
@@ -247,7 +249,8 @@ impl Trainer {
             claim_name(&config, overwrite)?;
         }
 
-        let main = main.clone().autodiff();
+        let devices = configured(devices, config.precision)?;
+        let main = devices[0].clone().autodiff();
         let (model, optimizer, start) = initial_state(
             seeded_init(&model_cfg, &main, config.seed)?,
             build_optimizer(&config),
@@ -292,8 +295,31 @@ impl Trainer {
             done: first,
             last_good: last_saved.as_ref().map(|(_, d)| d.clone()),
             last_saved,
+            dump: None,
             _lock: lock,
         })
+    }
+
+    /// From now on, writes what the run trains on to `dir` (created if missing), so that another
+    /// trainer can be fed the same data and compared (`tools/train_reference.py`, PyTorch):
+    ///
+    /// - `run.json`: the recipe, the network and the classes (a checkpoint's `train.json`);
+    /// - `weights_<i>.safetensors`: the weights and batch-norm statistics after `i` iterations,
+    ///   now and after the last one, in PyTorch's names ([`Ssd::pytorch_state`]);
+    /// - `batch_<i>.safetensors` before iteration `i` (1-based) trains: `images [B, 3, S, S]`
+    ///   as the network sees them (augmented, normalised), and the encoded targets, `labels
+    ///   [B, P]` (i64, 0 for background) and `locations [B, P, 4]`.
+    ///
+    /// Every file is written whole or not at all. A batch of SSD300 at batch size 32 is about
+    /// 41 MB: dump short runs.
+    pub fn dump_batches(&mut self, dir: &Path) -> Result<(), TrainError> {
+        std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
+        let mut state = self.state.clone();
+        state.iteration = self.done;
+        crate::dump::write_run(dir, &state)?;
+        crate::dump::write_weights(dir, self.model(), self.done)?;
+        self.dump = Some(dir.to_owned());
+        Ok(())
     }
 
     /// Runs one iteration: a batch, the loss, its gradients, clipping and the optimizer step,
@@ -318,11 +344,19 @@ impl Trainer {
             }
         };
         let images = items.len();
+        if let Some(dir) = &self.dump {
+            crate::dump::write_batch(dir, self.done + 1, &items)?;
+        }
         let model = self.model.take().unwrap_or_else(|| unreachable!("model"));
         let result = self.train_on(model, items);
         let (model, mut stats) = result?;
         self.model = Some(model);
         self.done += 1;
+        if self.done == self.config.iterations
+            && let Some(dir) = &self.dump
+        {
+            crate::dump::write_weights(dir, self.model(), self.done)?;
+        }
         if self.done.is_multiple_of(self.config.save_every) || self.done == self.config.iterations {
             stats.checkpoint = Some(self.save()?);
         }
@@ -346,7 +380,7 @@ impl Trainer {
             None => scalars,
         };
         // The one read of the step.
-        let values: Vec<f64> = read.into_data().iter::<f32>().map(f64::from).collect();
+        let values: Vec<f64> = read.into_data().iter::<f64>().collect();
         let value = |i: usize| values.get(i).copied().unwrap_or(0.0);
         let iteration = self.done + 1;
         let (total, loc_v, conf_v, norm_v) = (value(0), value(1), value(2), value(3));
@@ -635,6 +669,32 @@ fn seeded_init(
     let model = config.init(device)?;
     model.visit(&mut Draw);
     Ok(model)
+}
+
+/// The devices set to compute in `precision`. A device computes in the float type it was first
+/// used in (float32 unless set otherwise): another type is set before its first use in the
+/// process, and a device already computing in another type, or a backend that cannot compute
+/// in it, is refused (an error naming the setting).
+fn configured(devices: Vec<Device>, precision: TrainPrecision) -> Result<Vec<Device>, TrainError> {
+    devices
+        .into_iter()
+        .map(|mut device| {
+            let current = device.settings().float_dtype;
+            if current == precision.dtype() {
+                return Ok(device);
+            }
+            device.configure(precision.dtype()).map_err(|e| {
+                TrainError::setting(
+                    "precision",
+                    format!(
+                        "cannot train in {} on {device:?}, which computes in {current:?}: {e}",
+                        precision.name()
+                    ),
+                )
+            })?;
+            Ok(device)
+        })
+        .collect()
 }
 
 /// Whether `a` and `b` name one folder (both existing, after resolving links and `..`).

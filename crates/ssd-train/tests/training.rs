@@ -1,79 +1,22 @@
 //! End to end on a tiny synthetic dataset (Flex): training raises the mAP far above chance, and
 //! `N + N` iterations with a resume in between give the weights of `2N` in one go.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use ssd_data::{
-    BatchPlan, ClassList, DetectionDataset, SsdBatcher, SsdDataset, SyntheticConfig,
-    write_synthetic,
-};
+use ssd_data::{BatchPlan, ClassList, DetectionDataset, SsdBatcher, SsdDataset, SyntheticConfig};
 use ssd_evaluation::{EvalOptions, Metric, evaluate};
-use ssd_model::{Detector, SsdConfig};
+use ssd_model::{Detector, MultiBoxLoss, SsdConfig};
 use ssd_train::{
     Control, StepStats, TrainConfig, TrainError, TrainOutcome, TrainSettings, Trainer,
 };
 
-fn tiny_model(classes: &ClassList) -> SsdConfig {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_model.json");
-    let text = std::fs::read_to_string(&path).expect("tiny model fixture");
-    let mut config: SsdConfig = serde_json::from_str(&text).expect("tiny model");
-    config.num_classes = classes.num_classes_with_background();
-    config
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ssd-workflow-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// Small images with one to two large objects: learnable by the tiny model in a few hundred
-/// iterations.
-fn tiny_data(root: &Path, train_images: usize, test_images: usize) {
-    let config = SyntheticConfig {
-        seed: 3,
-        ..SyntheticConfig::large_objects(train_images, test_images)
-    };
-    write_synthetic(root, &config).expect("synthetic data");
-}
-
-fn tiny_config(data: &Path, results: &Path, iterations: u64) -> TrainConfig {
-    TrainConfig {
-        dataroot: vec![data.to_owned()],
-        batch_size: 8,
-        iterations,
-        lr: 0.005,
-        clip_grad: 5.0,
-        lr_decay: vec![iterations * 3 / 4],
-        warmup: 20.min(iterations),
-        expand_ratio: 1.0,
-        workers: 2,
-        seed: 11,
-        save_every: 1_000_000,
-        log_every: 50,
-        results: results.to_owned(),
-        model_save_name: "tiny".to_owned(),
-        ..TrainConfig::default()
-    }
-}
-
-fn settings(config: TrainConfig, resume: Option<&Path>) -> TrainSettings {
-    let classes = ClassList::from_file(&config.dataroot[0].join("classes.txt")).expect("classes");
-    TrainSettings {
-        model: tiny_model(&classes),
-        classes,
-        config,
-        devices: vec![Device::flex()],
-        resume: resume.map(Path::to_owned),
-        overwrite: false,
-        dataset: None,
-    }
-}
+mod common;
+use common::{scratch, settings, tiny_config, tiny_data, tiny_model};
 
 /// Trains `model` with `config` on `devices`, recording every step.
 fn train_on(
@@ -871,4 +814,123 @@ fn resnet_training_raises_the_map_above_chance() {
     assert!(last < first, "the loss falls: {first} -> {last}");
     // Measured (seed of `tiny_config`): 0.0000 -> 0.256.
     assert!(after > 0.1 && after > 5.0 * before, "{before} -> {after}");
+}
+
+/// The tensors of a safetensors file, as `f32` (floats) or `i64` values with their shapes.
+fn read_tensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values: Vec<f64> = match view.dtype() {
+                safetensors::Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .collect(),
+                safetensors::Dtype::I64 => view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64)
+                    .collect(),
+                other => panic!("{name}: {other:?}"),
+            };
+            (name, (view.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+/// `--dump-batches` writes what the run trained on: each iteration's batch gives, through the
+/// weights of the iteration before (a checkpoint every iteration), the loss that iteration
+/// reported; the last weights file is the final model; `run.json` is the recipe.
+#[test]
+fn dumped_batches_are_the_batches_each_iteration_trained_on() {
+    let dir = scratch("dump");
+    let data = dir.join("data");
+    tiny_data(&data, 16, 2);
+    let dump = dir.join("dump");
+    let config = TrainConfig {
+        save_every: 1,
+        ..tiny_config(&data, &dir.join("results"), 3)
+    };
+    let mut trainer = Trainer::new(settings(config.clone(), None)).expect("trainer");
+    trainer.dump_batches(&dump).expect("dump");
+    let mut steps = Vec::new();
+    let outcome = trainer
+        .run(&mut |s: &StepStats| {
+            steps.push(s.clone());
+            Control::Continue
+        })
+        .expect("run");
+
+    let run: ssd_train::TrainState =
+        serde_json::from_str(&std::fs::read_to_string(dump.join("run.json")).expect("run.json"))
+            .expect("a train state");
+    assert_eq!((run.iteration, &run.config), (0, &config));
+    let device = Device::flex().autodiff();
+    let model_config = run.model.clone();
+    let criterion = MultiBoxLoss::default();
+    for iteration in 2..=3u64 {
+        let batch = read_tensors(&dump.join(format!("batch_{iteration:06}.safetensors")));
+        let (shape, images) = &batch["images"];
+        let (n, p) = (shape[0], model_config.num_priors());
+        assert_eq!(shape, &[8, 3, 64, 64]);
+        assert_eq!(batch["labels"].0, [n, p]);
+        assert_eq!(batch["locations"].0, [n, p, 4]);
+        let images: Vec<f32> = images.iter().map(|&v| v as f32).collect();
+        let labels: Vec<i64> = batch["labels"].1.iter().map(|&v| v as i64).collect();
+        let locations: Vec<f32> = batch["locations"].1.iter().map(|&v| v as f32).collect();
+        assert!(labels.iter().any(|&l| l > 0), "positives in the batch");
+        let before = dir
+            .join("results/weights")
+            .join(format!("tiny_{}", iteration - 1))
+            .join(ssd_model::MODEL_FILE);
+        let model = model_config
+            .init(&device)
+            .expect("model")
+            .load_checkpoint(&before)
+            .expect("checkpoint");
+        let (loc, conf) = model.forward(Tensor::from_data(
+            burn::tensor::TensorData::new(images, [n, 3, 64, 64]),
+            &device,
+        ));
+        let parts = criterion.forward(
+            loc,
+            conf,
+            Tensor::from_data(burn::tensor::TensorData::new(labels, [n, p]), &device),
+            Tensor::from_data(burn::tensor::TensorData::new(locations, [n, p, 4]), &device),
+        );
+        let loss = f64::from(
+            parts
+                .total(1.0)
+                .into_data()
+                .iter::<f32>()
+                .next()
+                .expect("one value"),
+        );
+        let reported = steps[iteration as usize - 1].loss;
+        assert!(
+            (loss - reported).abs() <= 1e-5 * reported.abs(),
+            "iteration {iteration}: {loss} from the dump, {reported} reported"
+        );
+    }
+    let last = read_tensors(&dump.join("weights_000003.safetensors"));
+    let first = read_tensors(&dump.join("weights_000000.safetensors"));
+    let trained = Detector::load(&outcome.model, &Device::flex()).expect("final model");
+    let state = trained.model().expect("a Burn network").pytorch_state();
+    assert_eq!(
+        last.keys().collect::<Vec<_>>(),
+        state.keys().collect::<Vec<_>>()
+    );
+    for (name, data) in &state {
+        let want: Vec<f64> = data.iter::<f32>().map(f64::from).collect();
+        assert_eq!(last[name].1, want, "{name}");
+    }
+    assert_ne!(
+        first["vgg.0.weight"].1, last["vgg.0.weight"].1,
+        "the run trained"
+    );
+    assert!(!dump.join("batch_000004.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
