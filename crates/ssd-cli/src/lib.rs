@@ -9,6 +9,8 @@
 //! - [`export`]: a trained model as an ONNX file.
 //! - [`serve`]: a trained model over HTTP (configures `ssd-serve`).
 //! - [`quickstart`]: synthetic data, a small model trained on it, its mAP and pictures.
+//! - [`track`]: detection and tracking on video (annotated video, MOTChallenge results, JSON
+//!   lines).
 //!
 //! `--backend flex|tch|wgpu|cuda` becomes a Burn device in `ssd-backend`.
 //!
@@ -17,9 +19,11 @@
 pub mod detect;
 pub mod eval;
 pub mod export;
+pub mod interrupt;
 pub mod quickstart;
 pub mod render;
 pub mod serve;
+pub mod track;
 pub mod train;
 
 /// An error as one line: its message and its causes, each cause once (a cause whose text the

@@ -1,5 +1,5 @@
 //! `ssd`: the command line of the SSD detector: `train`, `detect`, `eval`, `quickstart`,
-//! `export`, `serve`, `synthetic`, `backends`.
+//! `export`, `serve`, `track`, `synthetic`, `backends`.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ssd_backend::{ALL_BACKENDS, Backend, BackendError};
@@ -10,6 +10,7 @@ use ssd_cli::quickstart::{
     QUICKSTART_DATA_FLAGS, QuickstartArgs, SyntheticArgs, quickstart, synthetic,
 };
 use ssd_cli::serve::{ServeArgs, serve};
+use ssd_cli::track::{TrackArgs, track};
 use ssd_cli::train::{TrainArgs, train};
 use ssd_serve::ServeFlags;
 use ssd_train::Recipe;
@@ -34,8 +35,11 @@ enum Command {
     /// Synthetic dataset, a small SSD trained on it, its mAP, annotated images and loss curve:
     /// the whole workflow in a few minutes on a CPU, nothing to download.
     Quickstart(Box<QuickstartArgs>),
+    /// Detect and track objects in a video file, a folder of frames, a stream or a capture
+    /// device: an annotated video, MOTChallenge results, JSON lines.
+    Track(Box<TrackArgs>),
     /// Write the quickstart's synthetic dataset (VOC or COCO layout), of any size, without
-    /// training.
+    /// training; or a synthetic video with its ground-truth tracks (`--video`).
     Synthetic(SyntheticArgs),
     /// Write a trained model as an ONNX file (opset 17), optionally with its post-processing
     /// (softmax, box decoding, NMS) in the graph.
@@ -91,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Detect(args) => detect(&args),
         Command::Quickstart(args) => quickstart(&args),
         Command::Synthetic(args) => synthetic(&args),
+        Command::Track(args) => track(&args),
         Command::Export(args) => export(&args),
         Command::Serve(args) => serve(&args),
         Command::Train(args) => train(&args),

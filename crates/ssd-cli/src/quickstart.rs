@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ssd_data::{
-    DetectionDataset, SyntheticConfig, SyntheticFormat, remove_synthetic, write_synthetic_as,
+    DetectionDataset, SyntheticConfig, SyntheticFormat, VideoConfig, remove_synthetic,
+    write_synthetic_as, write_synthetic_video,
 };
 use ssd_evaluation::{EvalOptions, Metric, MetricChoice, detect_dataset, results_in};
 use ssd_model::{Detector, PostProcessConfig};
@@ -50,10 +51,33 @@ pub struct SyntheticArgs {
     /// Seed of everything drawn (two seeds give two different datasets).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write a video instead: a MOTChallenge sequence of shapes that enter, cross, hide each
+    /// other and leave (`img1/` frames, `gt/gt.txt` ground-truth tracks, `seqinfo.ini`), for
+    /// `ssd track` and `tools/mot_metrics.py`.
+    #[arg(long, conflicts_with_all = ["format", "train_images", "test_images"])]
+    pub video: bool,
+    /// Frames of the video.
+    #[arg(long, requires = "video", default_value_t = VideoConfig::default().frames)]
+    pub frames: usize,
+    /// Frame width of the video.
+    #[arg(long, requires = "video", default_value_t = VideoConfig::default().width)]
+    pub width: u32,
+    /// Frame height of the video.
+    #[arg(long, requires = "video", default_value_t = VideoConfig::default().height)]
+    pub height: u32,
+    /// Objects over the video (a third of them in view from the first frame).
+    #[arg(long, requires = "video", default_value_t = VideoConfig::default().objects)]
+    pub objects: usize,
+    /// Also encode the frames into `video.mp4` in the folder (H.264; needs FFmpeg).
+    #[arg(long, requires = "video")]
+    pub mp4: bool,
 }
 
 /// Runs `ssd synthetic`: writes the dataset and says what it holds.
 pub fn synthetic(args: &SyntheticArgs) -> anyhow::Result<()> {
+    if args.video {
+        return synthetic_video(args);
+    }
     let config = SyntheticConfig {
         train_images: args.train_images,
         test_images: args.test_images,
@@ -73,6 +97,54 @@ pub fn synthetic(args: &SyntheticArgs) -> anyhow::Result<()> {
         summary.truncated,
         summary.difficult,
         summary.class_file.display()
+    );
+    Ok(())
+}
+
+/// `ssd synthetic --video`.
+fn synthetic_video(args: &SyntheticArgs) -> anyhow::Result<()> {
+    let config = VideoConfig {
+        seed: args.seed,
+        frames: args.frames,
+        width: args.width,
+        height: args.height,
+        objects: args.objects,
+        ..VideoConfig::default()
+    };
+    if config.frames == 0 || config.width < 16 || config.height < 16 {
+        anyhow::bail!("--frames must be at least 1, --width and --height at least 16");
+    }
+    remove_synthetic(&args.output)?;
+    let summary = write_synthetic_video(&args.output, &config)
+        .with_context(|| format!("writing the synthetic video to {}", args.output.display()))?;
+    if args.mp4 {
+        let path = args.output.join("video.mp4");
+        let input = ssd_data::video::VideoInput::Frames(summary.frames_dir.clone());
+        let mut reader = ssd_data::video::VideoReader::open(&input, Some(config.frame_rate))?;
+        let mut writer = ssd_data::video::VideoWriter::create(
+            &path,
+            config.width,
+            config.height,
+            config.frame_rate,
+        )?;
+        while let Some(frame) = reader.read()? {
+            writer.write(&frame)?;
+        }
+        writer.finish()?;
+    }
+    println!(
+        "{}: {} frames of {}x{} at {} frames/s in {}, {} tracks ({} rows, {} not scored) in {}{}",
+        args.output.display(),
+        summary.frames,
+        config.width,
+        config.height,
+        config.frame_rate,
+        summary.frames_dir.display(),
+        summary.tracks,
+        summary.rows,
+        summary.ignored,
+        summary.ground_truth.display(),
+        if args.mp4 { ", video.mp4" } else { "" }
     );
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::sync::Once;
 use ab_glyph::{FontRef, PxScale};
 use anyhow::{Context, anyhow};
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut, draw_text_mut, text_size,
+};
 use imageproc::rect::Rect;
 use plotters::prelude::*;
 use ssd_train::LossPoint;
@@ -257,6 +259,18 @@ pub fn draw_detections(image: &mut RgbImage, boxes: &[Labelled]) {
             Rgb([255, 255, 255])
         };
         draw_text_mut(image, ink, x0 + 3, top + 1, scale, &font, &b.caption);
+    }
+}
+
+/// Draws a track's trail (its centres over the last frames, oldest first) as a line in the
+/// colour of `class` (see [`class_color`]), 2 pixels wide.
+pub fn draw_trail(image: &mut RgbImage, points: &[(f32, f32)], class: usize) {
+    let color = class_color(class);
+    for pair in points.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        for (dx, dy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)] {
+            draw_line_segment_mut(image, (a.0 + dx, a.1 + dy), (b.0 + dx, b.1 + dy), color);
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! around the run: progress bar, log lines, the loss CSV and plot, Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -135,7 +134,7 @@ pub fn run_training(
         config.batch_size
     );
     let mut console = Console::new(&config, start)?;
-    install_interrupt_handler();
+    crate::interrupt::install("saving a checkpoint after this iteration");
     let result = trainer.run(&mut console);
     console.bar.finish_and_clear();
     if let Some(e) = console.failure {
@@ -146,27 +145,6 @@ pub fn run_training(
         loss_csv: console.log.path().to_owned(),
         loss_plot: console.plot,
     })
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
-
-/// Installs the Ctrl-C handler (once per process): the first Ctrl-C asks the run to save a
-/// checkpoint and stop, a second one exits at once.
-fn install_interrupt_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
-                INTERRUPTED.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\ninterrupted: saving a checkpoint after this iteration (Ctrl-C again to quit now)"
-                );
-            } else {
-                std::process::exit(130);
-            }
-        });
-    });
 }
 
 /// The console observer: progress bar, log lines, loss CSV and plot.
@@ -259,7 +237,7 @@ impl Observer for Console {
             "loss {:.3} (loc {:.3} conf {:.3}) lr {:.2e} {rate:.1} img/s",
             s.loss, s.loc, s.conf, s.lr
         ));
-        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        let interrupted = crate::interrupt::interrupted();
         let last = s.iteration == self.iterations || interrupted;
         if (s.iteration.is_multiple_of(self.log_every) || last)
             && let Err(e) = self.log_window(s.iteration, s.lr, rate, last)

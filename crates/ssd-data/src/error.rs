@@ -205,6 +205,23 @@ pub enum DataError {
         /// The folder or list file.
         path: PathBuf,
     },
+    /// A program the video commands run (ffmpeg, ffprobe) that is not installed.
+    #[error(
+        "{program} not found: video is read and written by FFmpeg's command-line tools; install them \
+         (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or put {program} on PATH"
+    )]
+    NoFfmpeg {
+        /// The program.
+        program: String,
+    },
+    /// A video (file, stream or frame folder) that cannot be read or written.
+    #[error("{input}: {reason}")]
+    Video {
+        /// The video: its path, URL or device.
+        input: String,
+        /// What went wrong (the decoder's or encoder's own message where it gave one).
+        reason: String,
+    },
     /// A line of a list file or results file that cannot be one.
     #[error("{}:{line}: {reason}", path.display())]
     BadImageList {

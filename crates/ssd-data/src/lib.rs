@@ -18,6 +18,9 @@
 //!   [`SsdBatcher`] (items stacked into tensors on a device). Batch `k` depends only on `k`, not
 //!   on the number of workers or their timing, so a resumed run sees the batches an uninterrupted
 //!   one would have seen.
+//! - [`video`]: frames from video files, streams and capture devices (through FFmpeg) or frame
+//!   folders, and video files written from frames; [`write_synthetic_video`], moving shapes with
+//!   their ground-truth tracks in the MOTChallenge layout.
 //! - [`write_synthetic`]: a VOC-format dataset of coloured shapes for tests and the quickstart.
 //!
 //! This crate does not know the network: the caller passes the input size and the priors.
@@ -62,6 +65,7 @@ pub mod output;
 mod rng;
 pub mod synthetic;
 mod targets;
+pub mod video;
 
 pub use annotation::{Annotation, GivenBox, Object, SanitizeReport};
 pub use augment::{
@@ -83,6 +87,7 @@ pub use loader::{ItemTargets, SsdBatch, SsdBatcher, SsdDataset, SsdItem};
 pub use rng::SampleRng;
 pub use synthetic::{
     SYNTHETIC_CLASSES, SYNTHETIC_COCO_IDS, SyntheticConfig, SyntheticFormat, SyntheticSummary,
-    png_claiming, remove_synthetic, write_synthetic, write_synthetic_as,
+    VideoConfig, VideoSummary, png_claiming, remove_synthetic, write_synthetic, write_synthetic_as,
+    write_synthetic_video,
 };
 pub use targets::TargetEncoder;

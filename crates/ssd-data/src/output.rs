@@ -68,18 +68,7 @@ where
 
 /// Writes `bytes` to `path` whole or not at all (see the module's doc); its folder must exist.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let folder = folder_of(path);
-    if !folder.is_dir() {
-        return Err(DataError::NoOutputFolder {
-            path: path.to_owned(),
-            folder,
-        });
-    }
-    let name = path
-        .file_name()
-        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-    remove_stale_temporaries(&folder, &name);
-    let tmp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = temporary_path(path)?;
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DataError::Io { path, source }
@@ -92,6 +81,89 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The temporary name `path` is written under before it is renamed into place
+/// (`.<name>.<pid>.tmp` in its folder, which must exist), for writers that are not one
+/// [`write_atomically`] call (a video encoder, a file appended to as frames are done). Earlier
+/// temporaries of killed processes are removed first.
+pub fn temporary_path(path: &Path) -> Result<PathBuf, DataError> {
+    let folder = folder_of(path);
+    if !folder.is_dir() {
+        return Err(DataError::NoOutputFolder {
+            path: path.to_owned(),
+            folder,
+        });
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    remove_stale_temporaries(&folder, &name);
+    Ok(folder.join(format!(".{name}.{}.tmp", std::process::id())))
+}
+
+/// A file written whole or not at all: it is written under [`temporary_path`] and renamed into
+/// place by [`commit`](Self::commit); dropped uncommitted, the temporary is removed.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its folder must exist).
+    pub fn create(path: &Path) -> Result<Self, DataError> {
+        let tmp = temporary_path(path)?;
+        let file = std::fs::File::create(&tmp).map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            tmp,
+            file: Some(std::io::BufWriter::new(file)),
+        })
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), DataError> {
+        let io = |source| DataError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        match &mut self.file {
+            Some(f) => f.write_all(bytes).map_err(io),
+            None => Err(io(std::io::Error::other("already committed"))),
+        }
+    }
+
+    /// Flushes the file to disk and renames it into place.
+    pub fn commit(mut self) -> Result<(), DataError> {
+        let io = |source| DataError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Removes `.<name>.<pid>.tmp` files in `folder` whose process is gone (known from `/proc`

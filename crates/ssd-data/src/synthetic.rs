@@ -20,6 +20,9 @@ use ssd_core::parallel_map;
 
 use crate::{DataError, SampleRng};
 
+mod video;
+pub use video::{VideoConfig, VideoSummary, write_synthetic_video};
+
 /// The classes of the synthetic dataset, in label order (label 1 is `circle`).
 pub const SYNTHETIC_CLASSES: [&str; 5] = ["circle", "square", "triangle", "ring", "cross"];
 
@@ -139,7 +142,7 @@ struct DrawnObject {
 }
 
 /// What the writer creates in a root, in either layout.
-const WRITTEN: [&str; 7] = [
+const WRITTEN: [&str; 11] = [
     "Annotations",
     "JPEGImages",
     "ImageSets",
@@ -147,6 +150,11 @@ const WRITTEN: [&str; 7] = [
     "trainval",
     "test",
     "classes.txt",
+    // A video sequence (write_synthetic_video).
+    "img1",
+    "gt",
+    "seqinfo.ini",
+    "video.mp4",
 ];
 
 /// Removes a dataset folder the writer made, so that the next one starts empty: a VOC dataset
