@@ -2,8 +2,8 @@
 # `ssd track` speed on a 640x360 H.264 video (the synthetic video, 250 frames at 25 frames/s):
 # whole-run frames/s and the busy time of each stage (FFmpeg decoding and resizing, the network
 # with post-processing, ByteTrack, drawing and H.264 encoding), for the small preset (the
-# quickstart model when QS_MODEL names it, else random weights) and SSD300 (random weights: a
-# forward costs the same), at --batch-size 8, one after the other.
+# quickstart model when QS_MODEL names it, else random weights), SSDLite320 and SSD300 (random
+# weights: a forward costs the same), at --batch-size 8, one after the other.
 #
 #   bash benches/peers/track-speed.sh [DIR]
 #
@@ -22,12 +22,12 @@ fi
 # The random_weights example built beside the binary.
 RANDOM_WEIGHTS=$(dirname "$SSD_BIN")/examples/random_weights
 mkdir -p "$DIR"
-for m in small ssd300; do
+for m in small ssdlite320 ssd300; do
   [ -f "$DIR/$m.bpk" ] || "$RANDOM_WEIGHTS" "$m" "$DIR/$m.bpk"
 done
 [ -f "$DIR/seq/video.mp4" ] || "$SSD_BIN" synthetic "$DIR/seq" --video --mp4 --frames 250 >/dev/null
 SMALL=${QS_MODEL:-$DIR/small.bpk}
-for model in "$SMALL" "$DIR/ssd300.bpk"; do
+for model in "$SMALL" "$DIR/ssdlite320.bpk" "$DIR/ssd300.bpk"; do
   echo "== $(basename "$model")"
   "$SSD_BIN" track --trained-model "$model" --video "$DIR/seq/video.mp4" --batch-size 8 \
     --output "$DIR/tracked.mp4" --mot "$DIR/tracks.txt" --overwrite 2>&1 | grep -E 'frames in'
