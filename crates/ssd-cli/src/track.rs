@@ -225,7 +225,7 @@ pub fn track(args: &TrackArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut split = Split::default();
     let mut processed = 0u64;
-    let (frame_tx, frame_rx) = sync_channel::<anyhow::Result<Frame>>(args.batch_size * 2);
+    let (frame_tx, frame_rx) = sync_channel::<Frame>(args.batch_size * 2);
     let (draw_tx, draw_rx) = sync_channel::<ToDraw>(4);
     let stopper = reader.stop_handle();
     let finished = AtomicBool::new(false);
@@ -243,16 +243,11 @@ pub fn track(args: &TrackArgs) -> anyhow::Result<()> {
         });
         let drawing = scope.spawn(move || draw_frames(writer, draw_rx));
         let mut trails: HashMap<u64, VecDeque<(f32, f32)>> = HashMap::new();
-        let mut input_error = None;
         let mut failure = None;
+        let drawing_video = args.output.is_some();
         'frames: loop {
-            let batch = match next_batch(&frame_rx, args.batch_size, live) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    input_error = Some(e);
-                    Vec::new()
-                }
-            };
+            // The reader's error, if it stopped on one, comes with its join below.
+            let batch = next_batch(&frame_rx, args.batch_size, live);
             if batch.is_empty() {
                 break;
             }
@@ -300,13 +295,14 @@ pub fn track(args: &TrackArgs) -> anyhow::Result<()> {
                         break 'frames;
                     }
                 };
-                if draw_tx
-                    .send(ToDraw {
-                        image: frame.image,
-                        boxes,
-                        trails,
-                    })
-                    .is_err()
+                if drawing_video
+                    && draw_tx
+                        .send(ToDraw {
+                            image: frame.image,
+                            boxes,
+                            trails,
+                        })
+                        .is_err()
                 {
                     break 'frames; // the encoder failed: its error is below
                 }
@@ -329,7 +325,7 @@ pub fn track(args: &TrackArgs) -> anyhow::Result<()> {
         split.encode = encode;
         let interrupted = crate::interrupt::interrupted();
         // The first error in pipeline order; the outputs are finished whatever it is.
-        let error = failure.or(input_error).or(read_error.err());
+        let error = failure.or(read_error.err());
         let video_result = video
             .map(|v| v.map(VideoWriter::finish).transpose())
             .and_then(|r| r.map_err(anyhow::Error::from));
@@ -393,7 +389,7 @@ fn frame_bar(frames: Option<u64>) -> indicatif::ProgressBar {
 fn read_frames(
     reader: &mut VideoReader,
     transform: &ssd_data::Augment,
-    out: &SyncSender<anyhow::Result<Frame>>,
+    out: &SyncSender<Frame>,
 ) -> (Duration, anyhow::Result<()>) {
     let mut busy = Duration::ZERO;
     loop {
@@ -408,7 +404,7 @@ fn read_frames(
         busy += t.elapsed();
         match frame {
             Ok(Some(frame)) => {
-                if out.send(Ok(frame)).is_err() {
+                if out.send(frame).is_err() {
                     reader.stop();
                     return (busy, Ok(()));
                 }
@@ -421,11 +417,7 @@ fn read_frames(
 
 /// Up to `size` frames: for a file, until the batch is full or the input ends; for a stream,
 /// the first frame and whatever else has already arrived. An empty batch is the end.
-fn next_batch(
-    frames: &Receiver<anyhow::Result<Frame>>,
-    size: usize,
-    live: bool,
-) -> anyhow::Result<Vec<Frame>> {
+fn next_batch(frames: &Receiver<Frame>, size: usize, live: bool) -> Vec<Frame> {
     let mut batch = Vec::with_capacity(size);
     while batch.len() < size {
         let next = if live && !batch.is_empty() {
@@ -439,9 +431,9 @@ fn next_batch(
                 Err(_) => break,
             }
         };
-        batch.push(next?);
+        batch.push(next);
     }
-    Ok(batch)
+    batch
 }
 
 /// The drawing and encoding thread; returns its busy time and the writer (or its error).

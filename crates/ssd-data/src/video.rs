@@ -686,19 +686,6 @@ impl Drop for VideoWriter {
     }
 }
 
-/// Whether `ffmpeg` and `ffprobe` can be run (for tests and checks that need them).
-pub fn ffmpeg_available() -> bool {
-    ["ffmpeg", "ffprobe"].iter().all(|program| {
-        Command::new(program)
-            .arg("-version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,14 @@ pub struct KalmanBox {
     pub covariance: [[f64; 8]; 8],
 }
 
+/// Standard deviations of the state for a box of height `h`: positions `position` x 1/20 of
+/// it, velocities `velocity` x 1/160 of it, the aspect ratio's fixed (1e-2, 1e-5).
+fn deviations(h: f64, position: f64, velocity: f64) -> [f64; 8] {
+    let p = position * POSITION_WEIGHT * h;
+    let v = velocity * VELOCITY_WEIGHT * h;
+    [p, p, 1e-2, p, v, v, 1e-5, v]
+}
+
 /// `[xmin, ymin, xmax, ymax]` as `(cx, cy, w / h, h)`.
 fn measure(bbox: [f32; 4]) -> [f64; 4] {
     let [x0, y0, x1, y1] = bbox.map(f64::from);
@@ -39,17 +47,7 @@ impl KalmanBox {
     /// uncertainty.
     pub fn new(bbox: [f32; 4]) -> Self {
         let z = measure(bbox);
-        let h = z[3];
-        let std = [
-            2.0 * POSITION_WEIGHT * h,
-            2.0 * POSITION_WEIGHT * h,
-            1e-2,
-            2.0 * POSITION_WEIGHT * h,
-            10.0 * VELOCITY_WEIGHT * h,
-            10.0 * VELOCITY_WEIGHT * h,
-            1e-5,
-            10.0 * VELOCITY_WEIGHT * h,
-        ];
+        let std = deviations(z[3], 2.0, 10.0);
         let mut covariance = [[0.0; 8]; 8];
         for (i, s) in std.iter().enumerate() {
             covariance[i][i] = s * s;
@@ -61,17 +59,7 @@ impl KalmanBox {
 
     /// One frame ahead: position plus velocity, uncertainty grown by the process noise.
     pub fn predict(&mut self) {
-        let h = self.mean[3];
-        let std = [
-            POSITION_WEIGHT * h,
-            POSITION_WEIGHT * h,
-            1e-2,
-            POSITION_WEIGHT * h,
-            VELOCITY_WEIGHT * h,
-            VELOCITY_WEIGHT * h,
-            1e-5,
-            VELOCITY_WEIGHT * h,
-        ];
+        let std = deviations(self.mean[3], 1.0, 1.0);
         for i in 0..4 {
             self.mean[i] += self.mean[i + 4];
         }
