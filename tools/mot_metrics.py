@@ -3,6 +3,7 @@
 `motmetrics`, the reference implementation of CLEAR MOT and the identity metrics). Our own code.
 
     python tools/mot_metrics.py GT.txt RESULTS.txt [--min-mota X] [--min-idf1 Y] [--json OUT]
+        [--switches]
 
 GT.txt is `frame,id,x,y,w,h,scored,class,visibility` (as `ssd synthetic --video` writes it and
 MOT16/17 ground truth is), RESULTS.txt `frame,id,x,y,w,h,score,class,-1,-1` (as `ssd track --mot`
@@ -68,6 +69,26 @@ def same_class(gt_classes, hyp_classes):
     return (g == h) | (h <= 0)
 
 
+def print_switches(events):
+    """One line per SWITCH event of motmetrics' event table, with the object's previous match."""
+    last = {}  # object id -> (frame, result id) of its latest match
+    for (frame, _), row in events.iterrows():
+        if row.Type not in ("MATCH", "SWITCH"):
+            continue
+        obj, hyp = int(row.OId), int(row.HId)
+        if row.Type == "SWITCH":
+            before = last.get(obj)
+            if before is None:
+                print(f"switch at frame {frame}: object {obj} -> id {hyp}")
+            else:
+                gap = frame - before[0] - 1
+                print(
+                    f"switch at frame {frame}: object {obj}, id {before[1]} -> {hyp}, "
+                    f"after {gap} unmatched frame{'s' if gap != 1 else ''}"
+                )
+        last[obj] = (frame, hyp)
+
+
 def main():
     import motmetrics as mm
     from scipy.optimize import linear_sum_assignment
@@ -78,6 +99,11 @@ def main():
     parser.add_argument("--min-mota", type=float)
     parser.add_argument("--min-idf1", type=float)
     parser.add_argument("--json", help="also write the metrics here")
+    parser.add_argument(
+        "--switches", action="store_true",
+        help="list each ID switch: frame, object, the result id before and after, and how many "
+             "frames the object went unmatched before it",
+    )
     args = parser.parse_args()
 
     gt = load(args.ground_truth, True)
@@ -123,6 +149,8 @@ def main():
         f"frames {m['num_frames']}  (results on ignored objects removed: {removed}; "
         f"motmetrics {mm.__version__})"
     )
+    if args.switches:
+        print_switches(acc.mot_events)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(m, f, indent=1)

@@ -42,11 +42,11 @@ pub struct SyntheticArgs {
     /// and `test.txt`, `classes.txt`) or `coco` (`annotations/instances_{trainval,test}.json`).
     #[arg(long, value_enum, default_value = "voc", hide_possible_values = true)]
     pub format: SyntheticFormat,
-    /// Images of the `trainval` set.
-    #[arg(long, default_value_t = 800)]
+    /// Images of the `trainval` set (default: the quickstart's).
+    #[arg(long, default_value_t = SyntheticConfig::quickstart(0, SyntheticFormat::Voc).train_images)]
     pub train_images: usize,
-    /// Images of the `test` set.
-    #[arg(long, default_value_t = 200)]
+    /// Images of the `test` set (default: the quickstart's).
+    #[arg(long, default_value_t = SyntheticConfig::quickstart(0, SyntheticFormat::Voc).test_images)]
     pub test_images: usize,
     /// Seed of everything drawn (two seeds give two different datasets).
     #[arg(long, default_value_t = 0)]

@@ -252,7 +252,8 @@ impl TrainConfig {
     /// and 8-10 until the first decay, then fall to ~2), warmup 100 (at most a fifth of the run),
     /// decays at 55% and 80%, no augmentation (in a few minutes of CPU training the plain images
     /// teach more than their augmented variants: VOC07 mAP 0.918 without after 1000
-    /// iterations, 0.892 with after 900), two loading threads, four checkpoints, results in
+    /// iterations, 0.892 with after 900, on the quickstart's earlier 800-image dataset), two
+    /// loading threads, four checkpoints, results in
     /// `results/quickstart`.
     pub fn quickstart(iterations: u64) -> Self {
         Self {

@@ -17,10 +17,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use image::{Rgb, RgbImage};
+use image::Rgb;
 
 use super::{
-    SYNTHETIC_CLASSES, background, create_dirs, inside, object_colour, write_file, write_jpeg,
+    SYNTHETIC_CLASSES, background, create_dirs, draw_owned, object_colour, visible_parts,
+    write_file, write_jpeg,
 };
 use crate::{DataError, SampleRng};
 
@@ -252,18 +253,7 @@ pub fn write_synthetic_video(root: &Path, config: &VideoConfig) -> Result<VideoS
             boxes[i] = draw_owned(&mut image, &mut owner, i, m.class, rect, m.colour);
         }
         // What is left in view of each object: its pixels and their extent.
-        let mut visible = vec![0usize; movers.len()];
-        let mut extents: Vec<Option<[u32; 4]>> = vec![None; movers.len()];
-        for (p, &o) in owner.iter().enumerate() {
-            if o != usize::MAX {
-                visible[o] += 1;
-                let (x, y) = ((p as u32) % width, (p as u32) / width);
-                extents[o] = Some(match extents[o] {
-                    None => [x, y, x, y],
-                    Some(e) => [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)],
-                });
-            }
-        }
+        let (visible, extents) = visible_parts(&owner, width, movers.len());
         for (i, m) in movers.iter().enumerate() {
             let Some((whole_box, whole)) = boxes[i] else {
                 continue;
@@ -310,46 +300,6 @@ pub fn write_synthetic_video(root: &Path, config: &VideoConfig) -> Result<VideoS
     let classes: String = SYNTHETIC_CLASSES.iter().map(|c| format!("{c}\n")).collect();
     write_file(&root.join("classes.txt"), classes.as_bytes())?;
     Ok(summary)
-}
-
-/// Draws shape `class` at `rect` over the pixels whose centre it covers inside the image,
-/// marking them as object `index`'s in `owner`. Returns the extent of those pixels (0-based,
-/// inclusive) and the shape's whole area in pixels (inside the image or not); `None` when no
-/// pixel is inside the image.
-fn draw_owned(
-    image: &mut RgbImage,
-    owner: &mut [usize],
-    index: usize,
-    class: usize,
-    rect: [f64; 4],
-    colour: [u8; 3],
-) -> Option<([u32; 4], f64)> {
-    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
-    let first = |lo: f64| (lo - 0.5).ceil() as i64;
-    let last = |hi: f64| (hi - 0.5).floor() as i64;
-    let mut whole = 0.0;
-    let mut extent: Option<[u32; 4]> = None;
-    for y in first(rect[1])..=last(rect[3]) {
-        let v = (y as f64 + 0.5 - rect[1]) / (rect[3] - rect[1]);
-        for x in first(rect[0])..=last(rect[2]) {
-            let u = (x as f64 + 0.5 - rect[0]) / (rect[2] - rect[0]);
-            if !inside(class, u, v) {
-                continue;
-            }
-            whole += 1.0;
-            if x < 0 || y < 0 || x >= w || y >= h {
-                continue;
-            }
-            let (px, py) = (x as u32, y as u32);
-            image.put_pixel(px, py, Rgb(colour));
-            owner[(y * w + x) as usize] = index;
-            extent = Some(match extent {
-                None => [px, py, px, py],
-                Some(e) => [e[0].min(px), e[1].min(py), e[2].max(px), e[3].max(py)],
-            });
-        }
-    }
-    extent.map(|e| (e, whole))
 }
 
 #[cfg(test)]
