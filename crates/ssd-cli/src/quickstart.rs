@@ -42,6 +42,10 @@ pub struct SyntheticArgs {
     /// and `test.txt`, `classes.txt`) or `coco` (`annotations/instances_{trainval,test}.json`).
     #[arg(long, value_enum, default_value = "voc", hide_possible_values = true)]
     pub format: SyntheticFormat,
+    /// Sparse scenes (the quickstart's earlier dataset: 1 to 4 objects that overlap by a
+    /// quarter at most) instead of the quickstart's video-like ones.
+    #[arg(long, conflicts_with = "video")]
+    pub sparse: bool,
     /// Images of the `trainval` set (default: the quickstart's).
     #[arg(long, default_value_t = SyntheticConfig::quickstart(0, SyntheticFormat::Voc).train_images)]
     pub train_images: usize,
@@ -78,10 +82,15 @@ pub fn synthetic(args: &SyntheticArgs) -> anyhow::Result<()> {
     if args.video {
         return synthetic_video(args);
     }
+    let scenes = if args.sparse {
+        SyntheticConfig::sparse(args.seed, args.format)
+    } else {
+        SyntheticConfig::quickstart(args.seed, args.format)
+    };
     let config = SyntheticConfig {
         train_images: args.train_images,
         test_images: args.test_images,
-        ..SyntheticConfig::quickstart(args.seed, args.format)
+        ..scenes
     };
     remove_synthetic(&args.output)?;
     let summary = write_synthetic_as(&args.output, &config, args.format)

@@ -716,6 +716,34 @@ fn synthetic_writes_a_dataset_and_refuses_a_foreign_folder() {
     };
     assert_eq!((lines("trainval"), lines("test")), (5, 3));
     assert!(root.join("classes.txt").exists());
+    // Sparse scenes (1 to 4 objects) against the quickstart's (2 to 6), on the same images.
+    let objects = |extra: &[&str]| {
+        let out = succeed(
+            ssd()
+                .arg("synthetic")
+                .arg(dir.join("count"))
+                .args(["--train-images", "30", "--test-images", "0"])
+                .args(extra),
+        );
+        let said = text(&out.stdout);
+        let count = said
+            .split(", ")
+            .find_map(|part| part.split_once(" objects ("))
+            .and_then(|(n, _)| n.trim().parse::<usize>().ok());
+        count.unwrap_or_else(|| panic!("no object count in {said}"))
+    };
+    let (sparse, busy) = (objects(&["--sparse"]), objects(&[]));
+    assert!(
+        (30..=120).contains(&sparse) && busy > sparse,
+        "{sparse} vs {busy}"
+    );
+    let out = ssd()
+        .arg("synthetic")
+        .arg(dir.join("both"))
+        .args(["--sparse", "--video"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
     let coco = dir.join("coco");
     succeed(ssd().arg("synthetic").arg(&coco).args([
         "--format",

@@ -133,6 +133,25 @@ impl SyntheticConfig {
     }
 }
 
+impl SyntheticConfig {
+    /// Sparse scenes, the quickstart's earlier dataset: 240-320 x 200-280 pixels, 1 to 4 objects
+    /// of 20-60% of the short side that overlap by a quarter at most, 10% placed over the border;
+    /// 800 training and 200 test images. Pinned for what compares runs on fixed data over
+    /// versions (`scripts/train-parity.sh`), as [`SyntheticConfig::quickstart`] may change.
+    pub fn sparse(seed: u64, format: SyntheticFormat) -> Self {
+        Self {
+            train_images: 800,
+            width: [240, 320],
+            height: [200, 280],
+            objects: [1, 4],
+            truncated_probability: 0.1,
+            max_overlap: 0.25,
+            difficult_visibility: 0.0,
+            ..Self::quickstart(seed, format)
+        }
+    }
+}
+
 /// What [`write_synthetic`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticSummary {
