@@ -45,8 +45,13 @@ pub struct SyntheticConfig {
     pub objects: [usize; 2],
     /// Object size range as a fraction of the image's shorter side (log-uniform).
     pub object_size: [f64; 2],
-    /// Probability that an object is placed so that it runs over the border.
+    /// Probability that an object is placed so that it may run over the border.
     pub truncated_probability: f64,
+    /// Where such an object goes: `None`, anywhere that keeps its centre in the image (at most
+    /// half of it out, and often none); `Some([lo, hi])`, across one border picked at random, with
+    /// a part `lo` to `hi` of its width (or height) outside, as an object entering or leaving a
+    /// video's frame is.
+    pub border_cut: Option<[f64; 2]>,
     /// The most that two objects' boxes may overlap, as a part of the smaller box: the later
     /// object is drawn in front and hides that much of the earlier one at most.
     pub max_overlap: f64,
@@ -75,6 +80,7 @@ impl Default for SyntheticConfig {
             objects: [1, 6],
             object_size: [0.05, 0.6],
             truncated_probability: 0.15,
+            border_cut: None,
             max_overlap: 0.25,
             difficult_visibility: 0.0,
             difficult_below: 12,
@@ -104,8 +110,9 @@ impl SyntheticConfig {
 impl SyntheticConfig {
     /// The dataset of `ssd quickstart` in `format`'s layout: 3,200 training and 200 test images
     /// of 256-448 x 180-280 pixels (4:3 to wider than 16:9), 2 to 6 objects of 20-60% of the
-    /// short side (large enough for the small preset's 128-pixel input), 30% of them placed over
-    /// the border, and objects in front that may cover up to 80% of the ones behind them, those
+    /// short side (large enough for the small preset's 128-pixel input), 30% of them across a
+    /// border with 10-70% of their width or height outside (as objects entering or leaving a
+    /// video's frame are), and objects in front that may cover up to 80% of the ones behind them, those
     /// with less than 40% in view marked difficult: the scenes of a video, so that the model that
     /// learns them also finds objects that cross, hide each other and leave the frame
     /// (`ssd track`). Four times the images of the quickstart's earlier dataset for the same
@@ -126,6 +133,7 @@ impl SyntheticConfig {
             objects: [2, 6],
             object_size: [0.2, 0.6],
             truncated_probability: 0.3,
+            border_cut: Some([0.1, 0.7]),
             max_overlap: 0.8,
             difficult_visibility: 0.4,
             ..Self::default()
@@ -145,6 +153,7 @@ impl SyntheticConfig {
             height: [200, 280],
             objects: [1, 4],
             truncated_probability: 0.1,
+            border_cut: None,
             max_overlap: 0.25,
             difficult_visibility: 0.0,
             ..Self::quickstart(seed, format)
@@ -471,7 +480,17 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
                 (size / aspect.sqrt()).max(3.0),
             );
             let run_over = rng.chance(config.truncated_probability);
-            let (x0, y0) = if run_over {
+            let (x0, y0) = if let (true, Some([cut_lo, cut_hi])) = (run_over, config.border_cut) {
+                let cut = rng.uniform(cut_lo, cut_hi);
+                let (w, h) = (f64::from(width), f64::from(height));
+                let along = |rng: &mut SampleRng, room: f64| rng.uniform(0.0, room.max(0.0));
+                match rng.below(4) {
+                    0 => (-cut * bw, along(rng, h - bh)),
+                    1 => (w - (1.0 - cut) * bw, along(rng, h - bh)),
+                    2 => (along(rng, w - bw), -cut * bh),
+                    _ => (along(rng, w - bw), h - (1.0 - cut) * bh),
+                }
+            } else if run_over {
                 (
                     rng.uniform(-bw * 0.5, f64::from(width) - bw * 0.5),
                     rng.uniform(-bh * 0.5, f64::from(height) - bh * 0.5),
@@ -866,6 +885,50 @@ mod tests {
         for dir in [voc, coco, shown] {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+
+    #[test]
+    fn a_border_cut_puts_every_run_over_object_across_one_border() {
+        let config = SyntheticConfig {
+            objects: [1, 1],
+            truncated_probability: 1.0,
+            border_cut: Some([0.3, 0.6]),
+            ..SyntheticConfig::large_objects(0, 0)
+        };
+        let mut rng = SampleRng::new(7);
+        let mut sides = [0usize; 4];
+        for _ in 0..40 {
+            let (image, objects) = draw_image(&config, &mut rng);
+            let [object] = objects.as_slice() else {
+                panic!("one object, got {objects:?}");
+            };
+            let (w, h) = (image.width() - 1, image.height() - 1);
+            let [x0, y0, x1, y1] = object.bbox;
+            let touching = [x0 == 0, x1 == w, y0 == 0, y1 == h];
+            assert_eq!(
+                touching.iter().filter(|t| **t).count(),
+                1,
+                "{object:?} in {w}x{h}"
+            );
+            assert!(object.truncated, "{object:?}");
+            for (count, touches) in sides.iter_mut().zip(touching) {
+                *count += usize::from(touches);
+            }
+        }
+        assert!(
+            sides.iter().all(|&n| n > 0),
+            "every border is used: {sides:?}"
+        );
+        // Without a cut, a run-over object keeps its centre in the image and is often whole.
+        let mut rng = SampleRng::new(7);
+        let uncut = SyntheticConfig {
+            border_cut: None,
+            ..config
+        };
+        let whole = (0..40)
+            .filter(|_| !draw_image(&uncut, &mut rng).1[0].truncated)
+            .count();
+        assert!(whole > 0);
     }
 
     fn scratch(tag: &str) -> PathBuf {
