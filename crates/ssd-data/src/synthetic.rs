@@ -463,6 +463,7 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
     let [min_objects, max_objects] = config.objects;
     let count = min_objects + rng.below(max_objects.saturating_sub(min_objects) + 1);
     let short = f64::from(width.min(height));
+    let (w, h) = (f64::from(width), f64::from(height));
     let mut placed: Vec<[f64; 4]> = Vec::new();
     // Each drawn object's class, whole shape area in pixels and whether it is wholly in view.
     let mut drawn: Vec<(usize, f64, bool)> = Vec::new();
@@ -482,7 +483,6 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
             let run_over = rng.chance(config.truncated_probability);
             let (x0, y0) = if let (true, Some([cut_lo, cut_hi])) = (run_over, config.border_cut) {
                 let cut = rng.uniform(cut_lo, cut_hi);
-                let (w, h) = (f64::from(width), f64::from(height));
                 let along = |rng: &mut SampleRng, room: f64| rng.uniform(0.0, room.max(0.0));
                 match rng.below(4) {
                     0 => (-cut * bw, along(rng, h - bh)),
@@ -492,13 +492,13 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
                 }
             } else if run_over {
                 (
-                    rng.uniform(-bw * 0.5, f64::from(width) - bw * 0.5),
-                    rng.uniform(-bh * 0.5, f64::from(height) - bh * 0.5),
+                    rng.uniform(-bw * 0.5, w - bw * 0.5),
+                    rng.uniform(-bh * 0.5, h - bh * 0.5),
                 )
             } else {
                 (
-                    rng.uniform(0.0, (f64::from(width) - bw).max(0.0)),
-                    rng.uniform(0.0, (f64::from(height) - bh).max(0.0)),
+                    rng.uniform(0.0, (w - bw).max(0.0)),
+                    rng.uniform(0.0, (h - bh).max(0.0)),
                 )
             };
             let candidate = [x0, y0, x0 + bw, y0 + bh];
@@ -512,10 +512,7 @@ fn draw_image(config: &SyntheticConfig, rng: &mut SampleRng) -> (RgbImage, Vec<D
             if let Some((_, whole)) =
                 draw_owned(&mut image, &mut owner, index, class, candidate, colour)
             {
-                let full = x0 >= 0.0
-                    && y0 >= 0.0
-                    && x0 + bw <= f64::from(width)
-                    && y0 + bh <= f64::from(height);
+                let full = x0 >= 0.0 && y0 >= 0.0 && x0 + bw <= w && y0 + bh <= h;
                 placed.push(candidate);
                 drawn.push((class, whole, full));
             }
